@@ -1,0 +1,3 @@
+"""rationales: an LLM's rationale as a first-class object."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,293 @@
+"""A backend for any OpenAI-compatible HTTP server (llama.cpp server, vLLM, Ollama, hosted APIs).
+
+It talks to the server with ``httpx`` directly rather than the ``openai`` client: the exact JSON
+sent matters here (several servers break on fields the client fills in or leaves ``null``, and
+server-specific fields such as ``echo`` go in as they are), and retries, backoff and error
+messages are ours, in one place, instead of split between the client and this module.
+
+Behaviour worth knowing (see ``/work/shared/ENVIRONMENT.md``):
+
+* ``n > 1`` is silently ignored by llama.cpp's server, and unseeded requests repeat each other.
+  So every sample is its own request carrying its own explicit seed (``request.seeds[i]``);
+  requests run concurrently on a small thread pool and only samples that actually came back are
+  counted.
+* ``temperature`` is always a number, never ``null``.
+* Connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff; any other
+  4xx is reported at once with the server's own message. Either way the caller gets a one-line
+  :class:`~rationales.errors.BackendError`.
+* ``logprobs`` scores a continuation with the completions endpoint and ``echo=True``: the
+  server returns the log-probability of every prompt token, and the continuation's tokens are
+  found by their ``text_offset``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, as_completed, wait
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import BackendError
+from .base import Backend, Completion, ContinuationScore, GenerationRequest, GenerationResult, Messages, OnSample
+
+#: At most this many stop strings go to the server (OpenAI's limit); the rest are trimmed here.
+MAX_SERVER_STOPS = 4
+
+_START_HINT = ("Is the server running? Start one with `python -m llama_cpp.server --model FILE.gguf "
+               "--port 8000` or pass --base-url.")
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    """Collapse whitespace so a server's message fits on one line of a CLI error."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _server_message(response: Any) -> str:
+    """The human-readable part of an error response (OpenAI puts it in ``error.message``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return _one_line(response.text or response.reason_phrase)
+    if isinstance(body, dict):
+        err = body.get("error", body.get("detail", body))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        return _one_line(err)
+    return _one_line(body)
+
+
+def normalize_base_url(url: str) -> str:
+    """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    if urlsplit(url).path in ("", "/"):
+        url += "/v1"
+    return url
+
+
+class OpenAIBackend(Backend):
+    """Samples and scores through an OpenAI-compatible server; see the module docstring."""
+
+    name = "openai"
+
+    def __init__(self, model: str = "default", base_url: str | None = None, api_key: str | None = None,
+                 timeout: float = 120.0, max_retries: int = 3, chat: bool = True, concurrency: int = 4,
+                 chat_template: str | None = None, backoff: float = 0.5, **_: Any):
+        import httpx
+
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not base_url:
+            raise BackendError("The openai backend needs a server URL: pass --base-url "
+                               "http://127.0.0.1:8000/v1 (or set OPENAI_BASE_URL).")
+        self.base_url = normalize_base_url(base_url)
+        self.model = model
+        self.chat = chat
+        self.timeout = float(timeout)
+        self.max_retries = max(0, int(max_retries))
+        self.backoff = max(0.0, float(backoff))
+        self.concurrency = max(1, int(concurrency))
+        self.chat_template = chat_template
+        self._template = None
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
+        self._client = httpx.Client(
+            base_url=self.base_url + "/", timeout=self.timeout,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ HTTP
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST with retries on connection errors, timeouts, 429 and 5xx; BackendError otherwise."""
+        import httpx
+
+        url = f"{self.base_url}/{path}"
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = self._client.post(path, json=payload)
+            except httpx.TimeoutException:
+                last = f"timed out after {self.timeout:g}s"
+                continue
+            except httpx.TransportError as e:
+                last = f"could not connect ({_one_line(e) or type(e).__name__})"
+                continue
+            code = response.status_code
+            if code == 429 or code >= 500:
+                last = f"HTTP {code}: {_server_message(response)}"
+                continue
+            if code >= 400:
+                raise BackendError(f"{url} rejected the request (HTTP {code}): {_server_message(response)}")
+            try:
+                body = response.json()
+            except ValueError:
+                raise BackendError(f"{url} answered with something that is not JSON: "
+                                   f"{_one_line(response.text, 120)}") from None
+            if not isinstance(body, dict):
+                raise BackendError(f"{url} answered with unexpected JSON: {_one_line(body, 120)}")
+            return body
+        tries = self.max_retries + 1
+        raise BackendError(f"No answer from {url} after {tries} {'try' if tries == 1 else 'tries'} "
+                           f"({last}). {_START_HINT}")
+
+    # ------------------------------------------------------------ generation
+
+    def _payload(self, request: GenerationRequest, seed: int) -> tuple[str, dict[str, Any]]:
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": int(request.max_tokens),
+            "temperature": float(request.temperature),
+            "top_p": float(request.top_p),
+            "seed": int(seed),
+            "n": 1,
+        }
+        stops = [s for s in request.stop if s][:MAX_SERVER_STOPS]
+        if stops:
+            payload["stop"] = stops
+        if request.messages is not None and self.chat:
+            payload["messages"] = request.messages
+            return "chat/completions", payload
+        payload["prompt"] = self.prompt_text(request)
+        return "completions", payload
+
+    def _sample(self, request: GenerationRequest, index: int) -> tuple[Completion | None, int]:
+        """One request for sample ``index``; (None, 0) when the server sent no choice back."""
+        seed = request.seeds[index]
+        path, payload = self._payload(request, seed)
+        body = self._post(path, payload)
+        choices = body.get("choices") or []
+        if not choices:
+            return None, 0
+        choice = choices[0]
+        if path == "chat/completions":
+            text = (choice.get("message") or {}).get("content") or ""
+        else:
+            text = choice.get("text") or ""
+        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        cut = [text.index(s) for s in request.stop if s and s in text]
+        if cut:  # stops beyond the server's limit, or a server that ignored them
+            text, finish = text[: min(cut)], "stop"
+        usage = body.get("usage") or {}
+        tokens = usage.get("completion_tokens")
+        if not isinstance(tokens, int):
+            tokens = max(1, len(text.split())) if text else 0
+        prompt_tokens = usage.get("prompt_tokens")
+        return (Completion(text=text, index=index, seed=seed, tokens=tokens, finish_reason=finish),
+                prompt_tokens if isinstance(prompt_tokens, int) else 0)
+
+    def _pool(self, jobs: int) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, jobs)),
+                                  thread_name_prefix="rationales-openai")
+
+    def generate(self, requests: Sequence[GenerationRequest],
+                 on_sample: OnSample | None = None) -> list[GenerationResult]:
+        """One HTTP request per (request, seed), ``concurrency`` at a time.
+
+        ``on_sample`` runs in the calling thread as each sample arrives. If a sample fails for
+        good, pending ones are cancelled and the BackendError propagates (samples already passed
+        to ``on_sample`` stay delivered).
+        """
+        completions: list[list[Completion]] = [[] for _ in requests]
+        prompt_tokens = [0] * len(requests)
+        jobs = [(r_i, i) for r_i, req in enumerate(requests) for i in range(req.n)]
+        if jobs:
+            pool = self._pool(len(jobs))
+            try:
+                futures: dict[Future, int] = {
+                    pool.submit(self._sample, requests[r_i], i): r_i for r_i, i in jobs}
+                for fut in as_completed(futures):
+                    r_i = futures[fut]
+                    comp, p_tokens = fut.result()
+                    prompt_tokens[r_i] = max(prompt_tokens[r_i], p_tokens)
+                    if comp is None:
+                        continue
+                    completions[r_i].append(comp)
+                    if on_sample:
+                        on_sample(r_i, comp)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return [GenerationResult(req, sorted(comps, key=lambda c: c.index), prompt_tokens=pt)
+                for req, comps, pt in zip(requests, completions, prompt_tokens)]
+
+    # ------------------------------------------------------------ scoring
+
+    def render(self, messages: Messages, add_generation_prompt: bool = True) -> str:
+        """ChatML by default, or the Jinja2 ``chat_template`` given to the constructor."""
+        if not self.chat_template:
+            return super().render(messages, add_generation_prompt)
+        if self._template is None:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            self._template = env.from_string(self.chat_template)
+        return self._template.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                     bos_token="", eos_token="")
+
+    def _score(self, prompt: str, continuation: str) -> ContinuationScore:
+        if not continuation:
+            return ContinuationScore(continuation, 0.0, [])
+        full = prompt + continuation
+        payload = {"model": self.model, "prompt": full, "max_tokens": 1, "temperature": 0.0,
+                   "echo": True, "logprobs": 1, "seed": 0}
+        no_echo = (f"The server at {self.base_url} does not return prompt logprobs (completions with "
+                   "echo=True and logprobs), which scoring needs; use the llamacpp or transformers "
+                   "backend, or a server that supports it (llama.cpp server, vLLM).")
+        try:
+            body = self._post("completions", payload)
+        except BackendError as e:
+            if "rejected the request" in str(e):
+                raise BackendError(f"{e} -- {no_echo}") from None
+            raise
+        choices = body.get("choices") or []
+        lp = (choices[0].get("logprobs") or {}) if choices else {}
+        tokens = lp.get("tokens") or []
+        values = lp.get("token_logprobs") or []
+        offsets = lp.get("text_offset") or []
+        if not tokens or len(values) != len(tokens) or len(offsets) != len(tokens) \
+                or not str(choices[0].get("text", "")).startswith(full):
+            raise BackendError(no_echo)
+        start, end = len(prompt), len(full)
+        picked: list[float] = []
+        for k, (tok, value, off) in enumerate(zip(tokens, values, offsets)):
+            if off >= end:  # the generated token (or anything past the echo)
+                break
+            tok_end = offsets[k + 1] if k + 1 < len(offsets) else off + len(tok)
+            if tok_end > start and value is not None:  # a token that overlaps the continuation
+                picked.append(float(value))
+        return ContinuationScore(continuation, float(sum(picked)), picked)
+
+    def logprobs(self, prompt: str | Messages, continuations: Sequence[str]) -> list[ContinuationScore]:
+        """Sum of log P(continuation token | everything before it), one echo request each.
+
+        Tokens straddling the prompt/continuation boundary count toward the continuation.
+        """
+        text = prompt if isinstance(prompt, str) else self.render(prompt)
+        conts = list(continuations)
+        if not conts:
+            return []
+        pool = self._pool(len(conts))
+        try:
+            futures = [pool.submit(self._score, text, c) for c in conts]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------ misc
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.model, "base_url": self.base_url}
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._client.close()

@@ -1,0 +1,82 @@
+"""Helpers shared by the CLI commands: backend and store construction, progress, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..backends.base import Backend, get_backend
+from ..errors import RationalesError
+from ..store import Store
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+# typer option declarations reused by several commands
+BackendOpt = typer.Option("llamacpp", "--backend", "-b", help="Backend name (see `rationales backends`).")
+ModelOpt = typer.Option(None, "--model", "-m", help="Model: alias, GGUF path, HF model, or server model name.")
+StoreOpt = typer.Option("rationales.sqlite", "--store", help="SQLite store file (created if missing).")
+OutOpt = typer.Option("rationales-out", "--out", help="Directory for the HTML report and other outputs.")
+JsonOpt = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout.")
+BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (openai backend).")
+
+
+def make_backend(name: str, model: str | None, base_url: str | None = None, **options: Any) -> Backend:
+    opts = dict(options)
+    if model is not None:
+        opts["model"] = model
+    if base_url is not None:
+        opts["base_url"] = base_url
+    if name == "llamacpp":
+        opts.setdefault("n_threads", int(os.environ.get("RATIONALES_THREADS", "2")))
+    try:
+        return get_backend(name, **opts)
+    except ImportError as e:
+        raise RationalesError(f"Backend '{name}' needs a package that is not installed ({e.name}); "
+                              f"install it, e.g. pip install 'rationales[server,hf]'.") from e
+
+
+def open_store(path: str) -> Store:
+    return Store(path)
+
+
+@contextmanager
+def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(k)``."""
+    if not enabled or not sys.stderr.isatty() and os.environ.get("RATIONALES_PROGRESS") != "1":
+        done = [0]
+
+        def quiet(k: int) -> None:
+            done[0] += k
+
+        yield quiet
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as prog:
+        task = prog.add_task(label, total=total)
+        yield lambda k: prog.advance(task, k)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def strategies_table(title: str, strategies: dict[str, dict[str, Any]]) -> Table:
+    t = Table(title=title)
+    for col in ("strategy", "accuracy", "95% CI", "correct", "tokens", "confidence"):
+        t.add_column(col, justify="left" if col == "strategy" else "right")
+    for name, s in strategies.items():
+        t.add_row(name, f"{s['accuracy']:.3f}", f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]",
+                  f"{s.get('correct', '')}/{s.get('n', '')}", str(s.get("tokens", "")),
+                  f"{s['mean_confidence']:.2f}" if "mean_confidence" in s else "")
+    return t

@@ -1,0 +1,165 @@
+"""Core commands: run, tasks, backends, models, export, runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import (BackendOpt, BaseUrlOpt, JsonOpt, ModelOpt, OutOpt, StoreOpt, err_console, make_backend,
+                     open_store, out_console, print_json, progress_bar, strategies_table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_cmd)
+    app.command("tasks")(tasks_cmd)
+    app.command("backends")(backends_cmd)
+    app.command("models")(models_cmd)
+    app.command("export")(export_cmd)
+    app.command("runs")(runs_cmd)
+
+
+def task_mapping(question_col: str, answer_col: str, context_col: Optional[str], answer_type: str) -> dict:
+    m = {"question_col": question_col, "answer_col": answer_col, "answer_type": answer_type}
+    if context_col:
+        m["context_col"] = context_col
+    return m
+
+
+def run_cmd(
+    task: str = typer.Argument("demo", help="Task: demo, reasoning_gym:NAME, a .jsonl/.csv/.parquet file, or a saved dataset dir."),
+    backend: str = BackendOpt,
+    model: Optional[str] = ModelOpt,
+    samples: int = typer.Option(8, "--samples", "-n", min=1, help="Sampled rationales per problem (vote@N)."),
+    limit: Optional[int] = typer.Option(10, "--limit", "-k", min=1, help="Use the first K problems."),
+    size: int = typer.Option(50, help="reasoning-gym: how many problems to generate."),
+    seed: int = typer.Option(0, help="Base seed; every sample derives its own seed from it."),
+    temperature: float = typer.Option(0.7, min=0.0, help="Sampling temperature of the N samples."),
+    top_p: float = typer.Option(0.95, min=0.0, max=1.0),
+    max_tokens: int = typer.Option(512, min=1, help="Max new tokens per rationale."),
+    template: str = typer.Option("cot", help="Prompt template name or a .j2 file."),
+    method: Optional[str] = typer.Option(None, "--method", help="Prompting method (see `rationales methods`)."),
+    store: str = StoreOpt,
+    out: str = OutOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    question_col: str = typer.Option("question", help="File tasks: question column."),
+    answer_col: str = typer.Option("answer", help="File tasks: gold answer column."),
+    context_col: Optional[str] = typer.Option(None, help="File tasks: context column."),
+    answer_type: str = typer.Option("auto", help="File tasks: auto | number | math | exact | choice."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Sample rationales for TASK; compare greedy vs self-consistency vote@N; write a report."""
+    from ..pipeline import RunConfig, run
+    from ..tasks import load_task
+
+    if method and method != "cot":
+        from ..methods import run_method  # the prompting-methods module (mistakes, formats, ...)
+
+        return run_method(method, task=task, backend=backend, model=model, samples=samples, limit=limit,
+                          size=size, seed=seed, temperature=temperature, max_tokens=max_tokens, store=store,
+                          out=out, base_url=base_url, json_out=json_out)
+    problems = load_task(task, size=size, seed=seed, limit=limit,
+                         **task_mapping(question_col, answer_col, context_col, answer_type))
+    cfg = RunConfig(task=task, backend=backend, model=model, samples=samples, limit=limit, size=size, seed=seed,
+                    temperature=temperature, top_p=top_p, max_tokens=max_tokens, template=template, store=store,
+                    out=out)
+    with open_store(store) as st:
+        be = make_backend(backend, model, base_url)
+        try:
+            if not json_out:
+                err_console.print(f"[bold]rationales run[/] {task}: {len(problems)} problems × (1 greedy + "
+                                  f"{samples} samples) on {be.name}:{be.model}")
+            with progress_bar(len(problems) * (samples + 1), "sampling", enabled=not json_out) as advance:
+                summary = run(cfg, be, st, problems, on_progress=advance)
+        finally:
+            be.close()
+    if json_out:
+        print_json(summary)
+        return
+    out_console.print(strategies_table(f"{task} · {summary['model']} · {summary['problems']} problems",
+                                       summary["strategies"]))
+    out_console.print(f"samples: {summary['samples_new']} new, {summary['samples_cached']} cached · "
+                      f"tokens: {summary['tokens']} · outcomes: {summary['outcomes']} · {summary['time_s']} s")
+    out_console.print(f"store: {summary['store']}\nreport: {summary['report']}")
+
+
+def tasks_cmd(grep: Optional[str] = typer.Argument(None, help="Only names containing this text.")) -> None:
+    """List the tasks that `run` accepts."""
+    from rich.table import Table
+
+    from ..tasks import list_tasks
+
+    t = Table(title="tasks")
+    t.add_column("name")
+    t.add_column("description")
+    for name, desc in list_tasks():
+        if grep is None or grep in name:
+            t.add_row(name, desc)
+    t.add_row("<file.jsonl|.csv|.parquet>", "your own problems (--question-col, --answer-col)")
+    t.add_row("<dir saved with datasets.save_to_disk>", "a local Hugging Face dataset")
+    out_console.print(t)
+
+
+def backends_cmd() -> None:
+    """List the backends (built-in and from plugins)."""
+    from rich.table import Table
+
+    from ..backends.base import BACKEND_HELP, available_backends
+
+    t = Table(title="backends")
+    t.add_column("name")
+    t.add_column("implementation")
+    t.add_column("description")
+    for name, target in sorted(available_backends().items()):
+        t.add_row(name, target, BACKEND_HELP.get(name, "plugin"))
+    out_console.print(t)
+
+
+def models_cmd() -> None:
+    """List the model aliases that ship with PyPI packages (llamacpp backend)."""
+    from rich.table import Table
+
+    from ..models import DEFAULT_MODEL, MODEL_ALIASES
+
+    t = Table(title="model aliases (llamacpp)")
+    for col in ("alias", "default", "description"):
+        t.add_column(col)
+    for alias, info in MODEL_ALIASES.items():
+        desc = info.get("description", "") if isinstance(info, dict) else str(info)
+        t.add_row(alias, "yes" if alias == DEFAULT_MODEL else "", desc)
+    out_console.print(t)
+    out_console.print("Any .gguf path works too; other backends take their own model names.")
+
+
+def export_cmd(
+    path: str = typer.Argument(..., help="Output file: .jsonl or .parquet."),
+    store: str = StoreOpt,
+    method: Optional[str] = typer.Option(None, help="Only rationales of this method."),
+    model: Optional[str] = typer.Option(None, help="Only rationales of this model."),
+) -> None:
+    """Export stored rationales (with problems, steps, checks, scores) as JSONL or Parquet."""
+    from ..data.export import export_rationales
+
+    with open_store(store) as st:
+        n = export_rationales(st, Path(path), method=method, model=model)
+    out_console.print(f"wrote {n} rationales to {path}")
+
+
+def runs_cmd(store: str = StoreOpt, json_out: bool = JsonOpt) -> None:
+    """List the runs recorded in a store."""
+    from rich.table import Table
+
+    with open_store(store) as st:
+        runs = st.runs()
+    if json_out:
+        print_json(runs)
+        return
+    t = Table(title=f"runs in {store}")
+    for col in ("id", "command", "task", "finished", "new", "cached"):
+        t.add_column(col)
+    for r in runs:
+        s = r["summary"] or {}
+        t.add_row(r["id"], r["command"], str(r["config"].get("task", "")), "yes" if r["finished"] else "no",
+                  str(s.get("samples_new", "")), str(s.get("samples_cached", "")))
+    out_console.print(t)
