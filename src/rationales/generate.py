@@ -176,3 +176,18 @@ def cot_specs(problems: Sequence[Problem], *, template: str = "cot", n: int = 8,
                                 max_tokens=max_tokens, seed=seed, method=method or prompt.template,
                                 stop=stop or []))
     return specs
+
+
+def continuation_prompt(backend: Backend, prompt: RenderedPrompt, prefix: str) -> str:
+    """Raw prompt text that makes the model continue an assistant answer from ``prefix``
+    (a partial rationale): for chat models the rendered chat with an open assistant turn, for
+    base models the completion transcript. Used for step-wise search and MC rollouts."""
+    if backend.chat:
+        return backend.render(prompt.messages, add_generation_prompt=True) + prefix
+    text = prompt.completion_text()
+    return text + (" " + prefix if prefix else "")
+
+
+def steps_prefix(step_texts: Sequence[str]) -> str:
+    """The text of the first k steps as a rationale prefix (one step per line, newline-ended)."""
+    return "".join(t.rstrip("\n") + "\n" for t in step_texts)

@@ -1,0 +1,81 @@
+"""Prompting and trust methods usable from Python and from ``rationales run --method NAME``.
+
+Each method is a module with a ``run(ctx: MethodContext) -> dict`` entry point returning a
+summary (at least ``strategies``: name -> accuracy row from ``pipeline.strategy_row``, plus
+``samples_new``/``samples_cached``/``tokens``) and writing its report under ``ctx.out``.
+Register a method by adding it to ``METHODS`` (name -> "module:function", description).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..backends.base import Backend
+from ..errors import UnknownNameError
+from ..records import Problem
+from ..store import Store
+
+#: name -> ("module:function", one-line description)
+METHODS: dict[str, tuple[str, str]] = {}
+
+
+@dataclass
+class MethodContext:
+    problems: list[Problem]
+    backend: Backend
+    store: Store
+    out: Path
+    task: str = ""
+    samples: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 512
+    seed: int = 0
+    size: int = 50
+    options: dict[str, Any] = field(default_factory=dict)
+    on_progress: Callable[[int], None] | None = None
+
+
+def method_function(name: str) -> Callable[[MethodContext], dict[str, Any]]:
+    if name not in METHODS:
+        raise UnknownNameError("method", name, ["cot", *METHODS])
+    module_name, _, attr = METHODS[name][0].partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def run_method(name: str, *, task: str, backend: str, model: str | None, samples: int, limit: int | None,
+               size: int, seed: int, temperature: float, max_tokens: int, store: str, out: str,
+               base_url: str | None, json_out: bool, options: dict[str, Any] | None = None) -> None:
+    """CLI entry for ``rationales run --method NAME`` (loads task, backend, store; prints summary)."""
+    from ..cli.common import err_console, make_backend, open_store, out_console, print_json, strategies_table
+    from ..tasks import load_task
+
+    fn = method_function(name)
+    problems = load_task(task, size=size, seed=seed, limit=limit)
+    with open_store(store) as st:
+        be = make_backend(backend, model, base_url)
+        try:
+            if not json_out:
+                err_console.print(f"[bold]rationales run --method {name}[/] {task}: {len(problems)} problems on "
+                                  f"{be.name}:{be.model}")
+            ctx = MethodContext(problems=problems, backend=be, store=st, out=Path(out), task=task, samples=samples,
+                                temperature=temperature, max_tokens=max_tokens, seed=seed, size=size,
+                                options=options or {})
+            run_id = st.start_run(f"run --method {name}", {"task": task, "method": name, "samples": samples})
+            summary = fn(ctx)
+            summary.setdefault("method", name)
+            st.finish_run(run_id, summary)
+        finally:
+            be.close()
+    if json_out:
+        print_json(summary)
+        return
+    if summary.get("strategies"):
+        out_console.print(strategies_table(f"{task} · method {name}", summary["strategies"]))
+    for key, value in summary.items():
+        if key not in ("strategies", "curve") and not isinstance(value, (list, dict)):
+            out_console.print(f"{key}: {value}")
