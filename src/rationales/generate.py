@@ -133,6 +133,7 @@ def generate(specs: Sequence[SampleSpec], backend: Backend, store: Store, *,
             i = missing[comp.index]
             r = finish_rationale(spec.problem, comp.text, rid=ids[i], prompt_id=spec.prompt_id,
                                  model=backend.model, sampling=samplings[i], index=i, tokens=comp.tokens,
+                                 prompt_tokens=comp.prompt_tokens,
                                  finish_reason=comp.finish_reason, method=spec.method,
                                  parent_id=spec.parent_id, meta=spec.meta, segment_mode=segment_mode)
             store.put_rationale(r)  # committed as soon as it is finished
@@ -142,15 +143,7 @@ def generate(specs: Sequence[SampleSpec], backend: Backend, store: Store, *,
                 on_progress(1)
 
         stats.calls += 1
-        results = backend.generate(requests, on_sample=on_sample)
-        # prompt token counts are known only after the call; record them on the stored rows
-        for res in results:
-            p_i, missing = res.request.tag
-            if res.prompt_tokens:
-                rows = store.get_rationales([plans[p_i][2][i] for i in missing])
-                for r in rows.values():
-                    r.prompt_tokens = res.prompt_tokens
-                store.put_rationales(list(rows.values()))
+        backend.generate(requests, on_sample=on_sample)
 
     found = store.get_rationales([rid for _, _, ids in plans for rid in ids])
     out = []

@@ -76,16 +76,22 @@ class Store:
             raise StoreError(f"Store {self.path} is busy or unwritable ({e}).") from e
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as e:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if self.conn.in_transaction:  # SQLite already rolled back on SQLITE_FULL
                 self.conn.execute("ROLLBACK")
-                raise StoreError(f"Could not write to store {self.path} ({e}); free disk space "
-                                 "and run the same command again: stored samples are kept.") from e
+            raise StoreError(self._write_error(e)) from e
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def _write_error(self, e: sqlite3.OperationalError) -> str:
+        if "full" in str(e):
+            return (f"Store {self.path} could not be written: disk full ({e}). Free disk space and run the "
+                    "same command again: every finished sample is kept.")
+        return (f"Could not write to store {self.path} ({e}); check it is writable, then run the same "
+                "command again: finished samples are kept.")
 
     def close(self) -> None:
         if getattr(self, "conn", None) is not None:

@@ -60,6 +60,7 @@ class Completion:
     tokens: int
     finish_reason: str = "stop"  # "stop" | "length"
     logprobs: list[float] | None = None
+    prompt_tokens: int = 0  # tokens of the prompt this sample continued
 
 
 @dataclass

@@ -18,6 +18,7 @@ From the CLI: ``--backend fake --model script.json`` where the file holds the di
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ class FakeBackend(Backend):
 
     def __init__(self, script: Script = None, model: str | None = None,
                  logprob_fn: Callable[[str, str], float] | None = None, chat: bool = True,
-                 fail_after: int | None = None, **_: Any):
+                 fail_after: int | None = None, delay: float = 0.0, **_: Any):
         if model and script is None and Path(model).is_file():
             try:
                 script = json.loads(Path(model).read_text())
@@ -47,6 +48,7 @@ class FakeBackend(Backend):
         self.chat = chat
         self.logprob_fn = logprob_fn
         self.fail_after = fail_after
+        self.delay = float(delay)
         self._queue: deque[str] = deque()
         self._turn = 0
         self.calls = 0
@@ -87,6 +89,8 @@ class FakeBackend(Backend):
                 if self.fail_after is not None and self.samples_generated >= self.fail_after:
                     raise BackendError("Fake backend failure (fail_after reached).")
                 text = self._output(prompt, seed, i)
+                if self.delay:
+                    time.sleep(self.delay)
                 words = text.split()
                 finish = "stop"
                 if len(words) > req.max_tokens:
@@ -95,7 +99,7 @@ class FakeBackend(Backend):
                     if s and s in text:
                         text = text[: text.index(s)]
                 comp = Completion(text=text, index=i, seed=seed, tokens=max(1, len(text.split())),
-                                  finish_reason=finish)
+                                  finish_reason=finish, prompt_tokens=len(prompt.split()))
                 self.samples_generated += 1
                 completions.append(comp)
                 if on_sample:

@@ -13,7 +13,6 @@ import os
 import sqlite3
 import sys
 
-import click
 import typer
 
 COMMAND_MODULES = ["core", "compare", "verify", "methods", "patch", "train", "review"]
@@ -34,47 +33,37 @@ def build_app() -> typer.Typer:
     return app
 
 
-def fail(message: str, code: int = 2) -> "typer.Exit":
-    click.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def main(argv: list[str] | None = None) -> int:
     from ..errors import RationalesError
 
     try:
-        result = build_app()(args=argv, standalone_mode=False, prog_name="rationales")
-        return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("error: aborted.", err=True)
-        return 130
+        # standalone mode: typer prints usage errors itself and ends with SystemExit
+        build_app()(args=argv, prog_name="rationales")
+        return 0
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except RationalesError as e:
-        click.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {e}", err=True)
         return 2
     except KeyboardInterrupt:
-        click.echo("error: interrupted; every finished sample is stored, run the same command again to resume.",
+        typer.echo("error: interrupted; every finished sample is stored, run the same command again to resume.",
                    err=True)
         return 130
     except sqlite3.DatabaseError as e:
-        click.echo(f"error: store write failed ({e}); free disk space or choose another --store, then run "
+        typer.echo(f"error: store write failed ({e}); free disk space or choose another --store, then run "
                    "the same command again: finished samples are kept.", err=True)
         return 2
     except OSError as e:
         if e.errno == errno.ENOSPC:
-            click.echo("error: disk full; free space and run the same command again: finished samples are kept.",
+            typer.echo("error: disk full; free space and run the same command again: finished samples are kept.",
                        err=True)
             return 2
-        click.echo(f"error: {e.strerror or e} ({e.filename or ''}); check the path and permissions.", err=True)
+        typer.echo(f"error: {e.strerror or e} ({e.filename or ''}); check the path and permissions.", err=True)
         return 2
     except Exception as e:  # a bug of ours: still one line, with a way to see the traceback
         if os.environ.get("RATIONALES_DEBUG"):
             raise
-        click.echo(f"error: internal error {type(e).__name__}: {e}. Stored work is kept; rerun with "
+        typer.echo(f"error: internal error {type(e).__name__}: {e}. Stored work is kept; rerun with "
                    "RATIONALES_DEBUG=1 for the traceback and report it.", err=True)
         return 3
 

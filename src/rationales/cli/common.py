@@ -28,6 +28,22 @@ StoreOpt = typer.Option("rationales.sqlite", "--store", help="SQLite store file 
 OutOpt = typer.Option("rationales-out", "--out", help="Directory for the HTML report and other outputs.")
 JsonOpt = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout.")
 BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (openai backend).")
+BackendOptsOpt = typer.Option(None, "--backend-opt", "-o",
+                              help="Extra backend option KEY=VALUE (repeatable), e.g. -o n_ctx=8192 -o n_parallel=32.")
+
+
+def parse_backend_opts(pairs: list[str] | None) -> dict[str, Any]:
+    """KEY=VALUE strings -> dict, values parsed as JSON when possible (numbers, true/false)."""
+    opts: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise RationalesError(f"--backend-opt expects KEY=VALUE, got '{pair}'.")
+        try:
+            opts[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key.strip()] = value
+    return opts
 
 
 def make_backend(name: str, model: str | None, base_url: str | None = None, **options: Any) -> Backend:

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from .common import (BackendOpt, BaseUrlOpt, JsonOpt, ModelOpt, OutOpt, StoreOpt, err_console, make_backend,
-                     open_store, out_console, print_json, progress_bar, strategies_table)
+from .common import (BackendOpt, BackendOptsOpt, BaseUrlOpt, JsonOpt, ModelOpt, OutOpt, StoreOpt, err_console, make_backend,
+                     open_store, out_console, parse_backend_opts, print_json, progress_bar, strategies_table)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +43,7 @@ def run_cmd(
     store: str = StoreOpt,
     out: str = OutOpt,
     base_url: Optional[str] = BaseUrlOpt,
+    backend_opt: Optional[list[str]] = BackendOptsOpt,
     question_col: str = typer.Option("question", help="File tasks: question column."),
     answer_col: str = typer.Option("answer", help="File tasks: gold answer column."),
     context_col: Optional[str] = typer.Option(None, help="File tasks: context column."),
@@ -58,14 +59,18 @@ def run_cmd(
 
         return run_method(method, task=task, backend=backend, model=model, samples=samples, limit=limit,
                           size=size, seed=seed, temperature=temperature, max_tokens=max_tokens, store=store,
-                          out=out, base_url=base_url, json_out=json_out)
+                          out=out, base_url=base_url, json_out=json_out,
+                          backend_options=parse_backend_opts(backend_opt))
+    from ..prompts import load_template
+
+    load_template(template)  # fail on a bad template before any model is loaded
     problems = load_task(task, size=size, seed=seed, limit=limit,
                          **task_mapping(question_col, answer_col, context_col, answer_type))
     cfg = RunConfig(task=task, backend=backend, model=model, samples=samples, limit=limit, size=size, seed=seed,
                     temperature=temperature, top_p=top_p, max_tokens=max_tokens, template=template, store=store,
-                    out=out)
+                    out=out, backend_options=parse_backend_opts(backend_opt))
     with open_store(store) as st:
-        be = make_backend(backend, model, base_url)
+        be = make_backend(backend, model, base_url, **parse_backend_opts(backend_opt))
         try:
             if not json_out:
                 err_console.print(f"[bold]rationales run[/] {task}: {len(problems)} problems × (1 greedy + "

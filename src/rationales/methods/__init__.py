@@ -49,7 +49,8 @@ def method_function(name: str) -> Callable[[MethodContext], dict[str, Any]]:
 
 def run_method(name: str, *, task: str, backend: str, model: str | None, samples: int, limit: int | None,
                size: int, seed: int, temperature: float, max_tokens: int, store: str, out: str,
-               base_url: str | None, json_out: bool, options: dict[str, Any] | None = None) -> None:
+               base_url: str | None, json_out: bool, options: dict[str, Any] | None = None,
+               backend_options: dict[str, Any] | None = None) -> None:
     """CLI entry for ``rationales run --method NAME`` (loads task, backend, store; prints summary)."""
     from ..cli.common import err_console, make_backend, open_store, out_console, print_json, strategies_table
     from ..tasks import load_task
@@ -57,7 +58,7 @@ def run_method(name: str, *, task: str, backend: str, model: str | None, samples
     fn = method_function(name)
     problems = load_task(task, size=size, seed=seed, limit=limit)
     with open_store(store) as st:
-        be = make_backend(backend, model, base_url)
+        be = make_backend(backend, model, base_url, **(backend_options or {}))
         try:
             if not json_out:
                 err_console.print(f"[bold]rationales run --method {name}[/] {task}: {len(problems)} problems on "
