@@ -28,6 +28,7 @@ class Selection:
     chosen: str | None = None  # id of a representative rationale
     votes: dict[str, float] = field(default_factory=dict)
     strategy: str = ""
+    meta: dict = field(default_factory=dict)  # strategy details: samples used, steps, tree key, ...
 
 
 def greedy(problem: Problem, rationale: Rationale) -> Selection:
@@ -64,3 +65,19 @@ def weighted_vote(problem: Problem, rationales: Sequence[Rationale],
 def majority_vote(problem: Problem, rationales: Sequence[Rationale]) -> Selection:
     """Self-consistency; confidence = vote share among answered samples."""
     return weighted_vote(problem, rationales, lambda r: 1.0, strategy="vote")
+
+
+def has_wrong_step(r: Rationale) -> bool:
+    """True when a tool check found a wrong step (``verify.arithmetic.check_rationale`` adds them)."""
+    return any(c.kind == "tool" and c.verdict is not None and c.verdict < 0 for s in r.steps for c in s.checks)
+
+
+def tool_filtered_vote(problem: Problem, rationales: Sequence[Rationale]) -> Selection:
+    """Majority vote among the rationales with no tool-checked wrong step (run the tool check
+    first). When every rationale has a wrong step, all of them vote (the filter never leaves a
+    problem unanswered); ``meta["kept"]`` says how many passed. Tokens: all samples."""
+    kept = [r for r in rationales if not has_wrong_step(r)]
+    sel = weighted_vote(problem, kept or list(rationales), lambda r: 1.0, strategy="tool_vote")
+    sel.tokens = sum(r.tokens for r in rationales)
+    sel.meta = {"kept": len(kept), "samples": len(rationales), "fallback": not kept}
+    return sel
