@@ -19,6 +19,7 @@ from .backends.base import Backend
 from .generate import GenerationStats, cot_specs, generate
 from .records import Problem, Rationale
 from .search.vote import Selection, greedy, majority_vote
+from .score.calibration import vote_calibration
 from .stats import accuracy
 from .store import Store
 
@@ -120,6 +121,8 @@ def run(config: RunConfig, backend: Backend, store: Store, problems: Sequence[Pr
         "tokens_new": stats.tokens_new,
         "outcomes": dict(outcomes),
         "curve": vote_curve(problems, samples, seed=config.seed),
+        # ECE / reliability bins of the vote-share confidence (score/calibration.py)
+        "calibration": vote_calibration(sel_vote),
         "time_s": round(time.time() - t0, 2),
         "store": str(store.path),
     }

@@ -113,6 +113,16 @@ def strategies_table(strategies: dict[str, dict[str, Any]]) -> str:
     return table(["strategy", "accuracy", "95% CI", "correct", "tokens", "mean confidence"], rows)
 
 
+def calibration_section(summary: dict[str, Any]) -> list[str]:
+    """ECE table and reliability diagram of the vote-share confidence (when computed)."""
+    if not summary.get("calibration"):
+        return []
+    from ..score.calibration import calibration_html
+
+    label = f"vote share (vote@{summary['samples_per_problem']})"
+    return ["<h2>Calibration</h2>", calibration_html({label: summary["calibration"]})]
+
+
 def write_run_report(out_dir: Path, summary: dict[str, Any], problems: Sequence[Problem],
                      greedy_rs: Sequence[Rationale], samples: Sequence[Sequence[Rationale]],
                      votes: Sequence[Any]) -> Path:
@@ -124,6 +134,7 @@ def write_run_report(out_dir: Path, summary: dict[str, Any], problems: Sequence[
             "<h2>Strategies</h2>", strategies_table(summary["strategies"]),
             "<h2>Accuracy vs samples</h2>",
             curve_plot(summary["curve"], summary["strategies"]["greedy"]["accuracy"]),
+            *calibration_section(summary),
             "<h2>Outcomes</h2>", table(["outcome", "rationales"], sorted(summary["outcomes"].items())),
             "<h2>Problems</h2>"]
     for p, g, rs, v in zip(problems, greedy_rs, samples, votes):
