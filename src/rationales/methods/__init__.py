@@ -21,6 +21,16 @@ from ..store import Store
 
 #: name -> ("module:function", one-line description)
 METHODS: dict[str, tuple[str, str]] = {}
+METHODS.update({  # trust methods (score/): utility, faithfulness, brevity, calibration
+    "utility": ("rationales.score.utility:run",
+                "reasoning utility: log-prob gain of the gold answer from each rationale, per step; utility-weighted vote"),
+    "faithfulness": ("rationales.score.faithfulness:run",
+                     "PINTO counterfactuals (mask 30% / replace numbers, re-answer) and answer-rationale consistency"),
+    "brevity": ("rationales.score.brevity:run",
+                "verbosity-aware reduction: drop sentences the answer does not need; tokens saved vs accuracy kept"),
+    "calibration": ("rationales.score.calibration:run",
+                    "confidence from sample agreement and verbal 'Confidence: N%'; ECE and reliability diagram"),
+})
 
 
 @dataclass

@@ -1,0 +1,275 @@
+"""Verbosity-aware rationale reduction: drop the sentences the answer does not need.
+
+Jang et al., 2024/2025, "Verbosity-Aware Rationale Reduction: Sentence-Level Rationale Reduction
+for Efficient and Effective Reasoning" (arXiv:2412.21006, Findings of ACL 2025): a sentence is
+redundant when removing it does not make the answer less likely (its *verbosity* criterion,
+the change of the answer's NLL); sentences are examined from the front to the back (early
+sentences were found to matter least), the redundant ones removed, and the model is trained on
+the reduced rationales (training is for ``train/``; this module builds the reduced rationales).
+
+Choices here:
+
+* Sentences: each line of the rationale body (final-answer statement cut off, see
+  ``utility.rationale_body``), split further at sentence ends.
+* Greedy, front to back: sentence i is dropped when log P(a | q, current reduction without i)
+  >= log P(a | q, full rationale) - ``threshold``. Comparing with the *full* rationale (not the
+  current reduction) bounds the total loss of the answer's log-probability by ``threshold``
+  whatever the number of dropped sentences. Default threshold 0.1 nats.
+* a = "The answer is {answer}." with the rationale's *own* answer (no gold needed; pass
+  ``answer=`` to reduce toward the gold answer, e.g. for training sets of correct rationales).
+* The reduced rationale is stored as a new ``Rationale`` (method ``"reduced"``, ``parent_id`` =
+  the original) whose answer is re-derived: the model continues (greedy) from the reduced body
+  and its answer is checked like any other, so "accuracy kept" is measured, not assumed.
+* Token counts of bodies come from the backend's own tokenizer (``count_tokens``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..backends.base import Backend
+from ..generate import GenerationStats, SampleSpec, continuation_prompt, cot_specs, finish_rationale, generate
+from ..prompts import RenderedPrompt
+from ..records import Problem, Rationale, Score
+from ..search.vote import majority_vote
+from ..steps import split_spans
+from ..store import Store
+from .utility import ANSWER_TEMPLATE, AnswerScorer, rationale_body
+
+
+def sentence_spans(body: str) -> list[tuple[int, int]]:
+    """Sentence spans of ``body``: lines, each split at sentence ends."""
+    spans = []
+    for a, b in split_spans(body, "lines"):
+        spans.extend((a + x, a + y) for x, y in split_spans(body[a:b], "sentences"))
+    return spans
+
+
+def join_sentences(body: str, spans: Sequence[tuple[int, int]], keep: Sequence[int]) -> str:
+    """The kept sentences joined by a newline where a line break lay between them in ``body``,
+    else by a space (so the layout of lines survives); newline-terminated when not empty."""
+    keep = sorted(keep)
+    parts = []
+    for j, i in enumerate(keep):
+        a, b = spans[i]
+        parts.append(body[a:b])
+        if j + 1 < len(keep):
+            parts.append("\n" if "\n" in body[b:spans[keep[j + 1]][0]] else " ")
+    text = "".join(parts)
+    return text + "\n" if text else ""
+
+
+@dataclass
+class Reduction:
+    """The outcome of reducing one rationale."""
+
+    answer: str
+    sentences: list[str]
+    kept: list[int]
+    dropped: list[int]
+    full_logprob: float
+    reduced_logprob: float
+    reduced_body: str
+    threshold: float
+    trace: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"answer": self.answer, "kept": self.kept, "dropped": self.dropped, "sentences": len(self.sentences),
+                "full_logprob": self.full_logprob, "reduced_logprob": self.reduced_logprob,
+                "threshold": self.threshold, "trace": self.trace}
+
+
+def reduce_rationale(backend: Backend, prompt: RenderedPrompt, rationale: Rationale, *, answer: str | None = None,
+                     threshold: float = 0.1, scorer: AnswerScorer | None = None) -> Reduction | None:
+    """Greedy front-to-back sentence reduction of ``rationale`` (None: no answer to keep)."""
+    target = answer if answer is not None else rationale.answer
+    if target is None:
+        return None
+    if threshold < 0:
+        from ..errors import RationalesError
+
+        raise RationalesError(f"The reduction threshold is a log-probability drop and must be >= 0, got {threshold}.")
+    scorer = scorer or AnswerScorer(backend)
+    body = rationale_body(rationale.text)
+    spans = sentence_spans(body)
+    sentences = [body[a:b] for a, b in spans]
+    keep = list(range(len(spans)))
+    full = scorer(prompt, join_sentences(body, spans, keep), target).logprob
+    current = full
+    trace = []
+    for i in range(len(spans)):
+        trial = [k for k in keep if k != i]
+        lp = scorer(prompt, join_sentences(body, spans, trial), target).logprob
+        drop = lp >= full - threshold
+        trace.append({"sentence": i, "logprob_without": lp, "dropped": drop})
+        if drop:
+            keep, current = trial, lp
+    dropped = [i for i in range(len(spans)) if i not in keep]
+    return Reduction(str(target), sentences, keep, dropped, full, current, join_sentences(body, spans, keep),
+                     threshold, trace)
+
+
+def count_tokens(backend: Backend, text: str, prompt_text: str = "") -> int:
+    """Tokens of ``text`` under the backend's tokenizer (its ``count_tokens`` when it has one,
+    else the token count of ``text`` scored as a continuation)."""
+    if not text.strip():
+        return 0
+    own = getattr(backend, "count_tokens", None)
+    if callable(own):
+        return int(own(text))
+    return backend.logprobs(prompt_text, [text])[0].tokens
+
+
+@dataclass
+class ReducedPair:
+    original: Rationale
+    reduced: Rationale | None
+    reduction: Reduction | None
+    body_tokens: int = 0
+    reduced_body_tokens: int = 0
+
+
+def reduce_all(backend: Backend, store: Store, problems: Sequence[Problem], prompts: Sequence[RenderedPrompt],
+               rationales: Sequence[Sequence[Rationale]], *, threshold: float = 0.1,
+               answer_template: str = ANSWER_TEMPLATE, answer_max_tokens: int = 64,
+               stats: GenerationStats | None = None) -> list[list[ReducedPair]]:
+    """Reduce every rationale that has an answer, re-answer from each reduced body through
+    ``generate()`` (cached), and store the reduced rationales (method ``"reduced"``)."""
+    scorer = AnswerScorer(backend, answer_template)
+    pairs: list[list[ReducedPair]] = []
+    specs: list[SampleSpec] = []
+    where: list[tuple[int, int]] = []
+    for p_i, (problem, prompt, rs) in enumerate(zip(problems, prompts, rationales)):
+        row = []
+        for r in rs:
+            red = reduce_rationale(backend, prompt, r, threshold=threshold, scorer=scorer)
+            pair = ReducedPair(r, None, red)
+            if red is not None:
+                base_text = continuation_prompt(backend, prompt, "")
+                pair.body_tokens = count_tokens(backend, rationale_body(r.text), base_text)
+                pair.reduced_body_tokens = count_tokens(backend, red.reduced_body, base_text)
+                specs.append(SampleSpec(problem=problem, prompt=prompt, n=1, temperature=0.0,
+                                        max_tokens=answer_max_tokens, method="reduced", parent_id=r.id,
+                                        raw_prompt=continuation_prompt(backend, prompt, red.reduced_body),
+                                        meta={"reduction": red.as_dict(), "body_tokens": pair.body_tokens,
+                                              "reduced_body_tokens": pair.reduced_body_tokens}))
+                where.append((p_i, len(row)))
+            row.append(pair)
+        pairs.append(row)
+    results = generate(specs, backend, store, stats=stats) if specs else []
+    assembled = []
+    for (p_i, j), spec, res in zip(where, specs, results):
+        pair = pairs[p_i][j]
+        r = res[0]
+        if not r.meta.get("assembled"):
+            # the stored record holds only the continuation; make it the whole reduced rationale
+            red = pair.reduction
+            assert red is not None
+            cont_tokens = r.tokens
+            r = finish_rationale(spec.problem, red.reduced_body + r.text, rid=r.id, prompt_id=r.prompt_id,
+                                 model=r.model, sampling=r.sampling, index=r.sample_index,
+                                 tokens=pair.reduced_body_tokens + cont_tokens, prompt_tokens=r.prompt_tokens,
+                                 finish_reason=r.finish_reason, method="reduced", parent_id=pair.original.id,
+                                 meta={**r.meta, "assembled": True, "continuation_tokens": cont_tokens})
+            r.set_score(Score(kind="reduction", value=float(len(red.dropped)), by=backend.model or backend.name,
+                              detail={"dropped": red.dropped, "sentences": len(red.sentences),
+                                      "tokens_saved": pair.body_tokens - pair.reduced_body_tokens}))
+            assembled.append(r)
+        pair.reduced = r
+    if assembled:
+        store.put_rationales(assembled)
+    return pairs
+
+
+# ------------------------------------------------------------------ method: rationales run --method brevity
+
+def run(ctx: Any) -> dict[str, Any]:
+    """``rationales run --method brevity``: sample CoT rationales, reduce each, re-answer from the
+    reduced rationale, report tokens saved and accuracy kept."""
+    from ..pipeline import strategy_row
+
+    opts = ctx.options
+    specs = cot_specs(ctx.problems, template=opts.get("template", "cot"), n=ctx.samples,
+                      temperature=ctx.temperature, top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed,
+                      method="cot")
+    stats = GenerationStats()
+    samples = generate(specs, ctx.backend, ctx.store, on_progress=ctx.on_progress, stats=stats)
+    problems = [s.problem for s in specs]
+    red_stats = GenerationStats()
+    threshold = float(opts.get("threshold", 0.1))
+    pairs = reduce_all(ctx.backend, ctx.store, problems, [s.prompt for s in specs], samples, threshold=threshold,
+                       answer_max_tokens=int(opts.get("answer_max_tokens", 64)), stats=red_stats)
+    reduced_sets = [[pr.reduced or pr.original for pr in row] for row in pairs]
+    n = ctx.samples
+    strategies = {
+        "sample@1": strategy_row([majority_vote(p, rs[:1]) for p, rs in zip(problems, samples)]),
+        "reduced sample@1": strategy_row([majority_vote(p, rs[:1]) for p, rs in zip(problems, reduced_sets)]),
+        f"vote@{n}": strategy_row([majority_vote(p, rs) for p, rs in zip(problems, samples)]),
+        f"reduced vote@{n}": strategy_row([majority_vote(p, rs) for p, rs in zip(problems, reduced_sets)]),
+    }
+    done = [pr for row in pairs for pr in row if pr.reduced is not None]
+    was_right = [pr for pr in done if pr.original.correct]
+    body_tokens = sum(pr.body_tokens for pr in done)
+    saved = sum(pr.body_tokens - pr.reduced_body_tokens for pr in done)
+    flat = [r for rs in samples for r in rs]
+    summary: dict[str, Any] = {
+        "method": "brevity",
+        "problems": len(problems),
+        "samples_per_problem": n,
+        "threshold": threshold,
+        "strategies": strategies,
+        "reduced": len(done),
+        "sentences": sum(len(pr.reduction.sentences) for pr in done if pr.reduction),
+        "sentences_dropped": sum(len(pr.reduction.dropped) for pr in done if pr.reduction),
+        "body_tokens": body_tokens,
+        "body_tokens_saved": saved,
+        "body_tokens_saved_pct": round(100 * saved / body_tokens, 2) if body_tokens else 0.0,
+        "tokens_original": sum(pr.original.tokens for pr in done),
+        "tokens_reduced": sum(pr.reduced.tokens for pr in done if pr.reduced),
+        "accuracy_original": round(sum(bool(pr.original.correct) for pr in done) / len(done), 4) if done else None,
+        "accuracy_reduced": round(sum(bool(pr.reduced.correct) for pr in done if pr.reduced) / len(done), 4)
+        if done else None,
+        "correct_kept": sum(bool(pr.reduced.correct) for pr in was_right if pr.reduced),
+        "correct_before": len(was_right),
+        "accuracy_kept": round(sum(bool(pr.reduced.correct) for pr in was_right if pr.reduced) / len(was_right), 4)
+        if was_right else None,
+        "tokens": sum(r.tokens for r in flat),
+        "reanswer_samples_new": red_stats.new,
+        **stats.as_dict(),
+    }
+    summary["report"] = str(write_report(Path(ctx.out), summary, problems, pairs))
+    return summary
+
+
+def write_report(out: Path, summary: dict[str, Any], problems: Sequence[Problem],
+                 pairs: Sequence[Sequence[ReducedPair]]) -> Path:
+    from ..report.html import esc, page, rationale_html, strategies_table, table
+
+    out.mkdir(parents=True, exist_ok=True)
+    keys = ["threshold", "reduced", "sentences", "sentences_dropped", "body_tokens", "body_tokens_saved",
+            "body_tokens_saved_pct", "tokens_original", "tokens_reduced", "accuracy_original", "accuracy_reduced",
+            "correct_before", "correct_kept", "accuracy_kept"]
+    body = [f"<p class='meta'>{summary['problems']} problems × {summary['samples_per_problem']} samples</p>",
+            "<h2>Strategies</h2>", strategies_table(summary["strategies"]),
+            "<h2>Tokens saved vs accuracy kept</h2>", table(["measure", "value"], [(k, summary[k]) for k in keys]),
+            "<p class='meta'>A sentence is dropped when, without it, log P(answer | question, rationale) stays within "
+            "the threshold (nats) of its value with the full rationale; the reduced rationale's answer is re-derived "
+            "by the model from the reduced text.</p>", "<h2>Problems</h2>"]
+    for p, row in zip(problems, pairs):
+        parts = [f"<div class='problem'><b>{esc(p.question)}</b><div class='meta'>gold: {esc(p.gold)}</div>"]
+        for pr in row:
+            parts.append(rationale_html(pr.original, f"original {pr.original.sample_index}"))
+            if pr.reduced is not None and pr.reduction is not None:
+                dropped = "".join(f"<li><s>{esc(pr.reduction.sentences[i])}</s></li>" for i in pr.reduction.dropped)
+                parts.append(rationale_html(pr.reduced, f"reduced ({len(pr.reduction.dropped)} of "
+                                                        f"{len(pr.reduction.sentences)} sentences dropped)")
+                             + (f"<details><summary>dropped sentences</summary><ul>{dropped}</ul></details>"
+                                if dropped else ""))
+        parts.append("</div>")
+        body.append("".join(parts))
+    path = out / "brevity.html"
+    path.write_text(page("verbosity-aware rationale reduction", "".join(body)), encoding="utf-8")
+    return path
