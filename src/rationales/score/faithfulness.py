@@ -51,6 +51,14 @@ MASK = "[MASK]"
 PROBE_TEMPLATE = "faithfulness_probe"
 _NUM = re.compile(r"(?<![\w.])[-+]?\d(?:[\d,]*\d)?(?:\.\d+)?(?!\w)")
 _TOKEN = re.compile(r"\S+")
+# step / list markers at the start of a line ("Step 2:", "3.", "4)") are not numeric claims
+_MARKER = re.compile(r"(?im)^[ \t]*(?:step\s*\d+\s*[:.)-]?|\d+\s*[.)](?!\d))")
+
+
+def numbers_in(text: str) -> list[re.Match[str]]:
+    """Numbers written in ``text``, leaving out step and list markers."""
+    blanked = _MARKER.sub(lambda m: " " * len(m.group(0)), text)
+    return list(_NUM.finditer(blanked))
 
 
 # ------------------------------------------------------------------ perturbations
@@ -95,23 +103,23 @@ def replace_numbers(text: str, seed: int = 0, step: int | None = None) -> tuple[
     """Give every number in one step a different value. ``step``: the step index to change
     (default: the last step that has a number). Returns the new text and (old, new) pairs."""
     steps = segment(text)
-    with_numbers = [s for s in steps if _NUM.search(s.text)]
+    with_numbers = [s for s in steps if numbers_in(s.text)]
     if not with_numbers:
         return text, []
     target = with_numbers[-1] if step is None else next((s for s in steps if s.index == step), None)
-    if target is None or not _NUM.search(target.text):
+    if target is None or not numbers_in(target.text):
         return text, []
     rng = random.Random(seed)
-    a, b = target.span
+    a, _ = target.span
     changes: list[tuple[str, str]] = []
-
-    def sub(m: re.Match[str]) -> str:
+    out, pos = [], 0
+    for m in numbers_in(target.text):
         new = _shift(m.group(0), rng)
         changes.append((m.group(0), new))
-        return new
-
-    new_step = _NUM.sub(sub, text[a:b])
-    return text[:a] + new_step + text[b:], changes
+        out.append(text[pos:a + m.start()] + new)
+        pos = a + m.end()
+    out.append(text[pos:])
+    return "".join(out), changes
 
 
 @dataclass
@@ -143,8 +151,8 @@ def stated_answer(body: str, answer: str) -> str | None:
     """What the reasoning itself states: the last number of ``body`` when ``answer`` is a number,
     otherwise ``answer`` itself when its text occurs in the body (else None)."""
     if parse_number(answer) is not None:
-        nums = _NUM.findall(body)
-        return nums[-1] if nums else None
+        nums = numbers_in(body)
+        return nums[-1].group(0) if nums else None
     a = normalize_text(answer)
     return answer if a and a in normalize_text(body) else None
 
