@@ -11,13 +11,22 @@ Behaviour worth knowing (see ``/work/shared/ENVIRONMENT.md``):
   So every sample is its own request carrying its own explicit seed (``request.seeds[i]``);
   requests run concurrently on a small thread pool and only samples that actually came back are
   counted.
-* ``temperature`` is always a number, never ``null``.
+* ``temperature`` is always a number, never ``null``. Only the standard sampling fields are
+  sent; a server's own defaults apply to the rest (llama-cpp-python's server adds top_k=40,
+  min_p=0.05, repeat_penalty=1.1): override them with ``extra_body={...}``, merged into every
+  generation request.
 * Connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff; any other
   4xx is reported at once with the server's own message. Either way the caller gets a one-line
   :class:`~rationales.errors.BackendError`.
 * ``logprobs`` scores a continuation with the completions endpoint and ``echo=True``: the
   server returns the log-probability of every prompt token, and the continuation's tokens are
-  found by their ``text_offset``.
+  found by their ``text_offset`` (counted from the end of the text, see
+  ``_continuation_tokens``). llama-cpp-python's server shifts these values by one token for
+  prompts that do not start with BOS; that is detected and corrected from ``top_logprobs``
+  (see ``_aligned``). The C++ ``llama-server`` returns no prompt logprobs at all: a clear
+  BackendError.
+* ``model="default"`` becomes the first model the server lists at ``/models``: the model id
+  goes into record ids, so two servers' samples never share one.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +48,13 @@ MAX_SERVER_STOPS = 4
 
 _START_HINT = ("Is the server running? Start one with `python -m llama_cpp.server --model FILE.gguf "
                "--port 8000` or pass --base-url.")
+
+
+_CLIENT_ERROR_HINTS = {
+    401: " -- set OPENAI_API_KEY or pass --backend-opt api_key=KEY.",
+    403: " -- set OPENAI_API_KEY or pass --backend-opt api_key=KEY.",
+    404: " -- check --base-url (usually ending in /v1) and --model.",
+}
 
 
 def _one_line(text: Any, limit: int = 300) -> str:
@@ -60,6 +77,34 @@ def _server_message(response: Any) -> str:
     return _one_line(body)
 
 
+@dataclass
+class _Echo:
+    """The prompt part of an echoed completion: token strings, logprobs, offsets, top-k dicts."""
+
+    tokens: list[str]
+    values: list[float | None]
+    offsets: list[int]
+    tops: list[dict[str, float] | None]
+
+
+#: A text every model predicts well: its tokens tell aligned from shifted echo logprobs.
+_CALIBRATION_TEXT = "\n1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+
+
+def _alignment_verdict(echo: _Echo) -> bool | None:
+    """True: values are aligned; False: shifted by one; None: no clear signal."""
+    def top1(d: dict[str, float] | None) -> str | None:
+        return max(d, key=d.__getitem__) if d else None
+
+    direct = sum(1 for i in range(1, len(echo.tokens)) if echo.tokens[i] == top1(echo.tops[i]))
+    shifted = sum(1 for i in range(1, len(echo.tokens)) if echo.tokens[i] == top1(echo.tops[i - 1]))
+    if direct >= 3 and direct >= 2 * shifted:
+        return True
+    if shifted >= 3 and shifted >= 2 * direct:
+        return False
+    return None
+
+
 def normalize_base_url(url: str) -> str:
     """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
     url = url.strip().rstrip("/")
@@ -75,9 +120,10 @@ class OpenAIBackend(Backend):
 
     name = "openai"
 
-    def __init__(self, model: str = "default", base_url: str | None = None, api_key: str | None = None,
+    def __init__(self, model: str | None = "default", base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 120.0, max_retries: int = 3, chat: bool = True, concurrency: int = 4,
-                 chat_template: str | None = None, backoff: float = 0.5, **_: Any):
+                 chat_template: str | None = None, backoff: float = 0.5, echo_top_k: int = 100,
+                 extra_body: dict[str, Any] | None = None, **_: Any):
         import httpx
 
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
@@ -85,13 +131,16 @@ class OpenAIBackend(Backend):
             raise BackendError("The openai backend needs a server URL: pass --base-url "
                                "http://127.0.0.1:8000/v1 (or set OPENAI_BASE_URL).")
         self.base_url = normalize_base_url(base_url)
-        self.model = model
+        self.model = model or "default"
         self.chat = chat
         self.timeout = float(timeout)
         self.max_retries = max(0, int(max_retries))
         self.backoff = max(0.0, float(backoff))
         self.concurrency = max(1, int(concurrency))
         self.chat_template = chat_template
+        self.echo_top_k = max(5, int(echo_top_k))
+        self.extra_body = dict(extra_body or {})
+        self._alignment: dict[str, bool] = {}
         self._template = None
         key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
         self._client = httpx.Client(
@@ -100,6 +149,24 @@ class OpenAIBackend(Backend):
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
         self._closed = False
         self._lock = threading.Lock()
+        if self.model == "default":
+            self.model = self._served_model() or "default"
+
+    def _served_model(self) -> str | None:
+        """The first model id the server lists at ``/models`` (one quick try, no retries).
+
+        ``backend.model`` goes into record ids, so "default" is replaced by what the server
+        actually serves; vLLM also rejects model names it does not serve.
+        """
+        import httpx
+
+        try:
+            response = self._client.get("models", timeout=min(self.timeout, 10.0))
+            data = response.json().get("data") if response.status_code == 200 else None
+            ids = [str(m["id"]) for m in data or [] if isinstance(m, dict) and m.get("id")]
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return ids[0] if ids else None
 
     # ------------------------------------------------------------ HTTP
 
@@ -109,9 +176,11 @@ class OpenAIBackend(Backend):
 
         url = f"{self.base_url}/{path}"
         last = "no attempt made"
+        wait_hint = 0.0
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(max(self.backoff * 2 ** (attempt - 1), wait_hint))
+            wait_hint = 0.0
             try:
                 response = self._client.post(path, json=payload)
             except httpx.TimeoutException:
@@ -123,9 +192,14 @@ class OpenAIBackend(Backend):
             code = response.status_code
             if code == 429 or code >= 500:
                 last = f"HTTP {code}: {_server_message(response)}"
+                try:  # a server that says when to come back is believed, up to a minute
+                    wait_hint = min(60.0, float(response.headers.get("retry-after", 0)))
+                except ValueError:
+                    pass
                 continue
             if code >= 400:
-                raise BackendError(f"{url} rejected the request (HTTP {code}): {_server_message(response)}")
+                hint = _CLIENT_ERROR_HINTS.get(code, "")
+                raise BackendError(f"{url} rejected the request (HTTP {code}): {_server_message(response)}{hint}")
             try:
                 body = response.json()
             except ValueError:
@@ -148,6 +222,7 @@ class OpenAIBackend(Backend):
             "top_p": float(request.top_p),
             "seed": int(seed),
             "n": 1,
+            **self.extra_body,
         }
         stops = [s for s in request.stop if s][:MAX_SERVER_STOPS]
         if stops:
@@ -161,6 +236,8 @@ class OpenAIBackend(Backend):
     def _sample(self, request: GenerationRequest, index: int) -> tuple[Completion | None, int]:
         """One request for sample ``index``; (None, 0) when the server sent no choice back."""
         seed = request.seeds[index]
+        if request.max_tokens <= 0:  # servers reject max_tokens=0 (or read it as "unlimited")
+            return Completion("", index, seed, 0, "length"), 0
         path, payload = self._payload(request, seed)
         body = self._post(path, payload)
         choices = body.get("choices") or []
@@ -180,8 +257,9 @@ class OpenAIBackend(Backend):
         if not isinstance(tokens, int):
             tokens = max(1, len(text.split())) if text else 0
         prompt_tokens = usage.get("prompt_tokens")
-        return (Completion(text=text, index=index, seed=seed, tokens=tokens, finish_reason=finish),
-                prompt_tokens if isinstance(prompt_tokens, int) else 0)
+        prompt_tokens = prompt_tokens if isinstance(prompt_tokens, int) else 0
+        return (Completion(text=text, index=index, seed=seed, tokens=tokens, finish_reason=finish,
+                           prompt_tokens=prompt_tokens), prompt_tokens)
 
     def _pool(self, jobs: int) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, jobs)),
@@ -231,15 +309,13 @@ class OpenAIBackend(Backend):
         return self._template.render(messages=messages, add_generation_prompt=add_generation_prompt,
                                      bos_token="", eos_token="")
 
-    def _score(self, prompt: str, continuation: str) -> ContinuationScore:
-        if not continuation:
-            return ContinuationScore(continuation, 0.0, [])
-        full = prompt + continuation
+    def _echo(self, full: str, top_k: int) -> _Echo:
+        """One completions request that echoes ``full`` with per-token logprobs."""
         payload = {"model": self.model, "prompt": full, "max_tokens": 1, "temperature": 0.0,
-                   "echo": True, "logprobs": 1, "seed": 0}
+                   "echo": True, "logprobs": int(top_k), "seed": 0}
         no_echo = (f"The server at {self.base_url} does not return prompt logprobs (completions with "
                    "echo=True and logprobs), which scoring needs; use the llamacpp or transformers "
-                   "backend, or a server that supports it (llama.cpp server, vLLM).")
+                   "backend, or a server that supports it (llama-cpp-python's server, vLLM).")
         try:
             body = self._post("completions", payload)
         except BackendError as e:
@@ -247,22 +323,83 @@ class OpenAIBackend(Backend):
                 raise BackendError(f"{e} -- {no_echo}") from None
             raise
         choices = body.get("choices") or []
-        lp = (choices[0].get("logprobs") or {}) if choices else {}
-        tokens = lp.get("tokens") or []
-        values = lp.get("token_logprobs") or []
-        offsets = lp.get("text_offset") or []
-        if not tokens or len(values) != len(tokens) or len(offsets) != len(tokens) \
-                or not str(choices[0].get("text", "")).startswith(full):
+        choice = choices[0] if choices else {}
+        lp = choice.get("logprobs") or {}
+        tokens = [str(t) for t in lp.get("tokens") or []]
+        values = list(lp.get("token_logprobs") or [])
+        offsets = list(lp.get("text_offset") or [])
+        tops = list(lp.get("top_logprobs") or [None] * len(tokens))
+        text = str(choice.get("text") or "")
+        if (not tokens or not text.startswith(full)
+                or not len(tokens) == len(values) == len(offsets) == len(tops)):
             raise BackendError(no_echo)
-        start, end = len(prompt), len(full)
-        picked: list[float] = []
-        for k, (tok, value, off) in enumerate(zip(tokens, values, offsets)):
-            if off >= end:  # the generated token (or anything past the echo)
+        # Generated tokens start at len(full) (llama-cpp-python does not list them at all).
+        n = sum(1 for o in offsets if int(o) < len(full))
+        return _Echo(tokens[:n], values[:n], [int(o) for o in offsets[:n]], tops[:n])
+
+    def _continuation_tokens(self, echo: _Echo, prompt: str, full: str) -> list[int]:
+        """Indices of the echoed tokens that overlap the continuation.
+
+        Offsets are anchored at the end of the text: llama-cpp-python's offsets leave out the
+        BOS and special tokens' text, which shifts every offset before the continuation.
+        """
+        if not echo.tokens:
+            return []
+        last = len(echo.tokens) - 1
+        shift = len(full) - (echo.offsets[last] + len(echo.tokens[last]))
+        picked = []
+        for k in range(last, -1, -1):
+            end = (echo.offsets[k + 1] if k < last else echo.offsets[k] + len(echo.tokens[k])) + shift
+            if end <= len(prompt):
                 break
-            tok_end = offsets[k + 1] if k + 1 < len(offsets) else off + len(tok)
-            if tok_end > start and value is not None:  # a token that overlaps the continuation
-                picked.append(float(value))
-        return ContinuationScore(continuation, float(sum(picked)), picked)
+            picked.append(k)
+        return picked[::-1]
+
+    def _aligned(self, full: str, echo: _Echo) -> bool:
+        """Whether ``token_logprobs[i]`` really is log P(token i | tokens < i).
+
+        llama-cpp-python's server (0.3.x) reports, for prompts that do not start with a BOS
+        token, log P(token i | tokens <= i) instead: every value is shifted by one position
+        (abetlen/llama-cpp-python#1983). ``top_logprobs[i - 1]`` then holds the right
+        distribution for token i. Which case applies is told apart by where the tokens are the
+        top-1 choice; undecided prompts get one calibration request with the same first token.
+        """
+        key = full[:32]
+        with self._lock:
+            known = self._alignment.get(key)
+        if known is not None:
+            return known
+        verdict = _alignment_verdict(echo)
+        if verdict is None:
+            probe = self._echo(key + _CALIBRATION_TEXT, 5)
+            verdict = _alignment_verdict(probe)
+        verdict = True if verdict is None else verdict  # no signal: assume the standard meaning
+        with self._lock:
+            self._alignment[key] = verdict
+        return verdict
+
+    def _score(self, prompt: str, continuation: str) -> ContinuationScore:
+        if not continuation:
+            return ContinuationScore(continuation, 0.0, [])
+        full = prompt + continuation
+        echo = self._echo(full, 5)
+        picked = self._continuation_tokens(echo, prompt, full)
+        if self._aligned(full, echo):
+            values = [float(echo.values[k]) for k in picked if echo.values[k] is not None]
+            return ContinuationScore(continuation, float(sum(values)), values)
+        for attempt, top_k in enumerate(dict.fromkeys((5, self.echo_top_k))):
+            if attempt:
+                echo = self._echo(full, top_k)
+                picked = self._continuation_tokens(echo, prompt, full)
+            shifted = [(echo.tops[k - 1] or {}).get(echo.tokens[k]) if k > 0 else None for k in picked]
+            if all(v is not None for v in shifted):
+                values = [float(v) for v in shifted]
+                return ContinuationScore(continuation, float(sum(values)), values)
+        raise BackendError(
+            f"The server at {self.base_url} reports prompt logprobs shifted by one token (a known "
+            "llama-cpp-python server bug for prompts without a BOS token) and the exact value of a "
+            f"continuation token is outside its top {self.echo_top_k} (--backend-opt echo_top_k=N raises "
+            "that); score with --backend llamacpp or transformers instead.")
 
     def logprobs(self, prompt: str | Messages, continuations: Sequence[str]) -> list[ContinuationScore]:
         """Sum of log P(continuation token | everything before it), one echo request each.

@@ -68,7 +68,7 @@ class TransformersBackend(Backend):
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any = None, device: str | None = None, dtype: str = "auto",
+    def __init__(self, model: Any = None, tokenizer: Any = None, device: str | None = None, dtype: str = "auto",
                  batch_size: int = 16, chat: bool | None = None, model_id: str | None = None,
                  max_batch_tokens: int = 8192, **_: Any):
         import torch
@@ -77,6 +77,9 @@ class TransformersBackend(Backend):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.batch_size = max(1, int(batch_size))
         self.max_batch_tokens = max(1, int(max_batch_tokens))
+        if model is None or model == "":
+            raise BackendError("The transformers backend needs --model: a local model directory, a Hugging Face "
+                               "model name, or a .gguf file.")
         if isinstance(model, (str, Path)):
             self.hf_model, self.tokenizer = self._load(str(model), tokenizer, dtype)
             self.model = model_id or str(model)
@@ -84,9 +87,8 @@ class TransformersBackend(Backend):
             if tokenizer is None:
                 raise BackendError("A model object needs its tokenizer: pass tokenizer= as well.")
             self.hf_model, self.tokenizer = model, tokenizer
-            target = self._dtype(dtype)
-            if target is not None and target != "auto":
-                self.hf_model.to(dtype=target)
+            if dtype not in (None, "auto"):  # "auto" leaves a given model's dtype alone
+                self.hf_model.to(dtype=self._dtype(dtype))
             if not hasattr(self.hf_model, "hf_device_map"):  # leave accelerate-sharded models alone
                 self.hf_model.to(self.device)
             self.model = model_id or self._model_id(model)
@@ -109,7 +111,7 @@ class TransformersBackend(Backend):
     # ------------------------------------------------------------ loading
 
     def _dtype(self, dtype: str | Any) -> Any:
-        """'auto' -> float32 on CPU (half precision is slow there), the checkpoint's on GPU."""
+        """For loading: 'auto' -> float32 on CPU (half precision is slow there), the checkpoint's on GPU."""
         torch = self._torch
         if dtype is None or dtype == "auto":
             return torch.float32 if self.device.type == "cpu" else "auto"
@@ -189,7 +191,14 @@ class TransformersBackend(Backend):
         return not (bos and text.startswith(bos))
 
     def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=self._add_special(text))["input_ids"])
+        ids = list(self.tokenizer(text, add_special_tokens=self._add_special(text))["input_ids"])
+        if not ids:  # an empty prompt: start from BOS (or EOS, as GPT-2 style models do)
+            start = getattr(self.tokenizer, "bos_token_id", None)
+            start = start if start is not None else (self.eos_ids[0] if self.eos_ids else None)
+            if start is None:
+                raise BackendError("Empty prompt and the tokenizer has no BOS or EOS token to start from.")
+            ids = [int(start)]
+        return ids
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -228,7 +237,7 @@ class TransformersBackend(Backend):
 
         max_new = rows[0].max_tokens
         if max_new <= 0:
-            return [Completion("", row.index, row.seed, 0, "length") for row in rows]
+            return [Completion("", row.index, row.seed, 0, "length", prompt_tokens=len(row.ids)) for row in rows]
         width = max(len(row.ids) for row in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -238,8 +247,12 @@ class TransformersBackend(Backend):
                 mask[b, width - len(row.ids):] = 1
         sampler = _RowSampler(rows, self.device)
         stops = _RowStops(rows, width, set(self.eos_ids), self._decode)
+        # Explicit neutral values: transformers fills unset fields from the model's own
+        # generation_config (e.g. a repetition_penalty), which would change what a sample means.
         config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1,
-                                  pad_token_id=self.pad_id, eos_token_id=self.eos_ids or None)
+                                  pad_token_id=self.pad_id, eos_token_id=self.eos_ids or None,
+                                  repetition_penalty=1.0, no_repeat_ngram_size=0,
+                                  min_new_tokens=0)
         with torch.inference_mode():
             self.hf_model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                                    generation_config=config,
@@ -252,7 +265,8 @@ class TransformersBackend(Backend):
             cut = [text.index(s) for s in row.stop if s in text]
             if cut:
                 text, reason = text[: min(cut)], "stop"
-            out.append(Completion(text=text, index=row.index, seed=row.seed, tokens=n, finish_reason=reason))
+            out.append(Completion(text=text, index=row.index, seed=row.seed, tokens=n, finish_reason=reason,
+                                  prompt_tokens=len(row.ids)))
         return out
 
     # ------------------------------------------------------------ scoring
@@ -264,7 +278,8 @@ class TransformersBackend(Backend):
         if getattr(self.tokenizer, "is_fast", False):
             enc = self.tokenizer(full, add_special_tokens=special, return_offsets_mapping=True)
             ids = list(enc["input_ids"])
-            positions = [k for k, (s, e) in enumerate(enc["offset_mapping"]) if e > len(prompt) and e > s]
+            # special tokens added by the tokenizer have offsets (0, 0) and so are never picked
+            positions = [k for k, (_, end) in enumerate(enc["offset_mapping"]) if end > len(prompt)]
         else:
             head = list(self.tokenizer(prompt, add_special_tokens=special)["input_ids"]) if prompt else []
             tail = list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
@@ -273,7 +288,6 @@ class TransformersBackend(Backend):
 
     def logprobs(self, prompt: str | Messages, continuations: Sequence[str]) -> list[ContinuationScore]:
         """log P(continuation | prompt) per continuation, summed over its tokens."""
-        torch = self._torch
         text = prompt if isinstance(prompt, str) else self.render(prompt)
         items = [self._continuation_positions(text, c) for c in continuations]
         order = sorted(range(len(items)), key=lambda k: len(items[k][0]))
