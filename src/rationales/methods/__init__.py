@@ -32,6 +32,19 @@ METHODS.update({  # trust methods (score/): utility, faithfulness, brevity, cali
                     "confidence from sample agreement and verbal 'Confidence: N%'; ECE and reliability diagram"),
 })
 
+METHODS.update({  # prompting methods: mistakes in context, rationale formats, feedback patching, ensembles
+    "mistakes": ("rationales.methods.mistakes:run",
+                 "implicit learning from mistakes: Question / wrong answer / correct answer demonstrations vs CoT"),
+    "cot_plus": ("rationales.methods.mistakes:run_cot_plus",
+                 "CoT+: the same demonstrations plus an explanation of the mistake, vs CoT"),
+    "formats": ("rationales.methods.formats:run",
+                "five rationale formats answered from the rationale alone (decomposed QA); accuracy per format"),
+    "patch": ("rationales.methods.patch:run",
+              "natural-language feedback patching of wrong rationales; patch success rate per format"),
+    "ensemble": ("rationales.methods.ensemble:run",
+                 "rationale-augmented ensemble: vote across prompts/formats/demonstrations x samples vs one prompt"),
+})
+
 
 @dataclass
 class MethodContext:
