@@ -1,7 +1,7 @@
 """Consensus step labels: combine the tool, Monte-Carlo and PRM verdicts of each step.
 
 Each step contributes the latest verdict of each source kind (``tool``, ``mc``, ``prm``) that
-is not None. Counts, independent of the rule:
+is not None (for ``prm``: the latest decided PRM check, LLM PRM or generative PRM). Counts, independent of the rule:
 
 * ``agree``: two or more verdicts, all equal;
 * ``disagree``: two or more verdicts that differ;

@@ -1,0 +1,182 @@
+"""Tool checks of step arithmetic: every expectation below was worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from rationales.records import Check, Rationale, Step
+from rationales.steps import segment
+from rationales.verify.arithmetic import check_rationale, check_step, evaluate, find_claims
+
+
+def one(text: str):
+    claims = find_claims(text)
+    assert len(claims) == 1, [c.expression for c in claims]
+    return claims[0]
+
+
+@pytest.mark.parametrize("text, value, claimed, ok", [
+    ("20 - 7 = 13", 13, 13, True),
+    ("20 - 7 = 12", 13, 12, False),
+    ("3 x $4 = $12", 12, 12, True),
+    ("3 x $4 = $15", 12, 15, False),
+    ("12 apples - 5 apples = 7 apples", 7, 7, True),
+    ("15% of 80 is 12", 12, 12, True),
+    ("15% of 80 is 14", 12, 14, False),
+    ("half of 10 is 5", 5, 5, True),
+    ("3/4 of 12 = 9", 9, 9, True),
+    ("3/4 of 12 = 8", 9, 8, False),
+    ("3 × 4 = 12", 12, 12, True),
+    ("12 ÷ 4 = 3", 3, 3, True),
+    ("10 − 4 = 6", 6, 6, True),
+    ("7 · 6 = 42", 42, 42, True),
+    ("2^3 = 8", 8, 8, True),
+    ("(2 + 3) * 4 = 20", 20, 20, True),
+    ("2 + 3 * 4 = 14", 14, 14, True),
+    ("2 + 3 * 4 = 20", 14, 20, False),
+    ("2(3 + 4) = 14", 14, 14, True),
+    ("$1,200 + $300 = $1,500", 1500, 1500, True),
+    ("6 days/week * 2 weeks/month = 12 days/month", 12, 12, True),
+    ("he earns £195/day * 12 days/month = £2340/month", 2340, 2340, True),
+    ("The brokerage fee is $400,000 x 8/100 = $32,000.", 32000, 32000, True),
+    ("100% - 20% = 80% of the quiz", 0.8, 0.8, True),
+    ("5 plus 3 equals 8", 8, 8, True),
+    ("6 times 7 is 42", 42, 42, True),
+    ("20 divided by 4 is 5", 5, 5, True),
+    ("a third of 12 is 4", 4, 4, True),
+    ("3 1/2 + 1/2 = 4", 4, 4, True),
+    ("\\(3 \\times 4 = 12\\)", 12, 12, True),
+    ("\\frac{3}{4} \\times 12 = 9", 9, 9, True),
+    ("3 * 4 = \\boxed{12}", 12, 12, True),
+    ("12 = 3 * 4", 12, 12, True),
+    ("12 = 3 * 5", 15, 12, False),
+    ("-3 + 5 = 2", 2, 2, True),
+    ("√16 = 4", 4, 4, True),
+    ("3² = 9", 9, 9, True),
+    ("left with 72*0.5=36 pebbles", 36, 36, True),
+    ("6 x 0.6666666666666666 = 4.0 liters", 6 * 0.6666666666666666, 4.0, True),  # exact: 3.9999999999999996
+    ("5kg + 3kg = 8kg", 8, 8, True),
+])
+def test_single_claims(text, value, claimed, ok):
+    c = one(text)
+    assert c.value == pytest.approx(value)
+    assert c.claimed == pytest.approx(claimed)
+    assert c.ok is ok
+
+
+def test_claim_fields_expression_lhs_span():
+    text = "Step 2: Then 3 x $4 = $12 in total."
+    c = one(text)
+    assert c.expression == "3 x $4 = $12"
+    assert text[c.span[0]:c.span[1]] == c.expression
+    assert c.lhs == "3 * 4"
+    assert text[c.claimed_span[0]:c.claimed_span[1]] == "12"
+    assert one("15% of 80 is 12").lhs == "(15 / 100) * 80"
+
+
+def test_chained_claims_check_each_link():
+    claims = find_claims("2 + 3 = 5 + 1 = 6")
+    assert [(c.value, c.claimed, c.ok) for c in claims] == [(5, 5, True), (6, 6, True)]
+    claims = find_claims("2 + 3 = 6 + 1 = 7")  # first link wrong (5 != 6), second right
+    assert [(c.value, c.claimed, c.ok) for c in claims] == [(5, 6, False), (7, 7, True)]
+    claims = find_claims("4 * (3 + 2) = 4 * 5 = 20")  # a true equation chain
+    assert [c.ok for c in claims] == [True, True] and claims[1].lhs == "4 * 5"
+    claims = find_claims("so 7 + 8 = 15 = 3 * 5")
+    assert [(c.value, c.ok) for c in claims] == [(15, True), (15, True)]
+
+
+def test_several_claims_in_one_step():
+    claims = find_claims("The total is 3 + 4 = 7, then 7 * 2 = 15.")
+    assert [(c.expression, c.ok) for c in claims] == [("3 + 4 = 7", True), ("7 * 2 = 15", False)]
+    claims = find_claims("5 + 3 = 8 and 8 * 2 = 16")
+    assert [c.expression for c in claims] == ["5 + 3 = 8", "8 * 2 = 16"]
+
+
+@pytest.mark.parametrize("text", [
+    "2x + 3 = 7", "x + 3 = 5", "x = 5", "x - 5 = 3", "15 - 2x = 3", "3 + y = 5", "Let x = 5. Then 2 * x = 10",
+    "The answer is 12.", "She is 12 years old.", "5 = 5", "Step 1: Read the problem.", "1. Add the numbers.",
+    "On 2023-05-01 she paid.", "2020-2023 = 3 years", "12/25/2023 = Christmas", "at 10:30 - 9:15 = 1:15",
+    "the 1st and 2nd = 3", "3 apples is 2 more than 1", "Total = price + tax", "", "no numbers here",
+    "__import__('os').system('echo hi') = 0", "(1).__class__ = 5",
+])
+def test_no_claim(text):
+    assert find_claims(text) == []
+
+
+def test_numbering_and_dates_are_not_part_of_claims():
+    for text in ("Step 1: 5 + 3 = 8", "1. 5 + 3 = 8", "1) 5+3=8", "**Step 2:** 4 * 5 = 20",
+                 "On 2023-05-01 she paid 5 + 3 = 8"):
+        c = one(text)
+        assert c.value in (8, 20) and c.ok, text
+    assert one("- 5 + 3 = 8").ok  # a bullet, not a minus sign
+
+
+def test_tolerance_rounding_and_percent_points():
+    assert one("10 / 3 = 3.33").ok  # rounded to the written decimals
+    assert not one("10 / 3 = 3.34").ok
+    assert not one("10 / 3 = 3").ok  # no rounding to integers with "="
+    assert one("1000/7 ≈ 143").ok and one("1000/7 ≈ 140").ok  # "≈" rounds to the written precision
+    assert not one("1000/7 ≈ 150").ok
+    assert one("100 - 20 = 80%").ok and one("100% - 20% = 80").ok
+    # tolerance is configurable: 101 vs 100 is 1% off
+    assert not find_claims("10 * 10 = 101")[0].ok
+    assert find_claims("10 * 10 = 101", rel_tol=0.02)[0].ok
+    step = Step(index=0, text="10 * 10 = 101", span=(0, 13))
+    assert check_step(step).verdict == -1
+    assert check_step(step, rel_tol=0.1).verdict == 1
+
+
+def test_division_by_zero_is_a_wrong_claim():
+    c = one("5 / 0 = 0")
+    assert c.ok is False and c.value is None and c.note == "undefined"
+
+
+def test_evaluate_is_exact_and_refuses_anything_but_arithmetic():
+    import sympy
+
+    assert evaluate("0.1 + 0.2") == sympy.Rational(3, 10)  # exact, not 0.30000000000000004
+    assert evaluate("(1/3) * 3") == 1
+    for bad in ("__import__('os')", "x + 1", "(1).real", "[1, 2]", "1 if 1 else 2", "abs(-1)", "2 ** 100000"):
+        with pytest.raises(Exception):
+            evaluate(bad)
+
+
+def test_check_step_verdicts_and_detail():
+    good = Step(index=0, text="She buys 3 x $4 = $12 of apples and 12 + 5 = 17 pears.", span=(0, 10))
+    check = check_step(good)
+    assert isinstance(check, Check) and check.kind == "tool" and check.by == "sympy" and check.verdict == 1
+    assert [c["ok"] for c in check.detail["claims"]] == [True, True]
+    assert check.detail["expression"] == "3 x $4 = $12"  # all right: the first claim
+    bad = Step(index=1, text="3 x $4 = $12 and 12 + 5 = 18.", span=(0, 10))
+    check = check_step(bad)
+    assert check.verdict == -1 and check.detail["expression"] == "12 + 5 = 18"
+    assert check.detail["claims"][1] | {"span": None} == {"expression": "12 + 5 = 18", "lhs": "12 + 5", "value": 17.0,
+                                                          "claimed": 18.0, "ok": False, "span": None}
+    assert check_step(Step(index=2, text="Next, we add the apples.", span=(0, 1))) is None
+
+
+def test_check_rationale_adds_tool_checks_once():
+    text = "Step 1: 5 * 6 = 30 pencils.\nStep 2: We give some away.\nStep 3: 30 - 7 = 24.\nThe answer is 24."
+    r = Rationale(id="r", problem_id="p", prompt_id="x", model="m", text=text, steps=segment(text))
+    check_rationale(r)
+    check_rationale(r)  # idempotent
+    assert [s.verdict("tool") for s in r.steps] == [1, None, -1]
+    assert [len([c for c in s.checks if c.kind == "tool"]) for s in r.steps] == [1, 0, 1]
+
+
+def test_gsm_symbolic_gold_steps_pass():
+    """Gold step-by-step solutions written by people: their claims are found and hold."""
+    lines = [
+        "The carpenter works for 6 days every week and works for 2 weeks every month so he works for "
+        "6 days/week * 2 weeks/month = 12 days/month",
+        "If he earns £195 every day he then earns £195/day * 12 days/month = £2340/month",
+        "A year is equal to 12 months so every year he earns £2340/month * 12 months/year = £28080",
+        "A full outfit for each child will require 9 skeins per shawl + 4 skeins per hat + 8 skeins per tunic + "
+        "16 skeins per pair of socks + 15 skeins per pair of gloves = 52 skeins of wool.",
+        "The total price of the apartment is $400,000 + $32,000 + $56,000 = $488,000.",
+        "If Mia is sure to get 5% of the chemistry questions, then this means she is sure of her 20 questions x "
+        "5/100 = 1 points.",
+    ]
+    for line in lines:
+        claims = find_claims(line)
+        assert len(claims) == 1 and claims[0].ok, line
