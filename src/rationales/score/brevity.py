@@ -113,13 +113,18 @@ def reduce_rationale(backend: Backend, prompt: RenderedPrompt, rationale: Ration
 
 
 def count_tokens(backend: Backend, text: str, prompt_text: str = "") -> int:
-    """Tokens of ``text`` under the backend's tokenizer (its ``count_tokens`` when it has one,
-    else the token count of ``text`` scored as a continuation)."""
+    """Tokens of ``text`` after ``prompt_text`` under the backend's tokenizer: with its
+    ``tokenize`` (llamacpp), the tokens the pair has beyond the prompt's own; otherwise the
+    token count of ``text`` scored as a continuation (one ``logprobs`` call)."""
     if not text.strip():
         return 0
-    own = getattr(backend, "count_tokens", None)
-    if callable(own):
-        return int(own(text))
+    tokenize = getattr(backend, "tokenize", None)
+    if callable(tokenize):
+        base, full = list(tokenize(prompt_text)), list(tokenize(prompt_text + text))
+        shared = 0
+        while shared < min(len(base), len(full)) and base[shared] == full[shared]:
+            shared += 1
+        return len(full) - shared
     return backend.logprobs(prompt_text, [text])[0].tokens
 
 

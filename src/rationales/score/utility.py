@@ -259,6 +259,10 @@ def run(ctx: Any) -> dict[str, Any]:
         "tokens": sum(r.tokens for r in flat),
         **stats.as_dict(),
     }
+    # flat copies for the CLI's one-line-per-value printout
+    summary["utility_mean_correct"] = summary["utility"]["mean_correct"]
+    summary["utility_mean_wrong"] = summary["utility"]["mean_wrong"]
+    summary["utility_auroc"] = summary["utility"]["auroc"]
     summary["report"] = str(write_report(Path(ctx.out), summary, problems, samples))
     return summary
 
