@@ -175,3 +175,17 @@ def test_utility_on_the_real_model(small_model, tmp_path, store):
         if s.detail["steps"]:
             assert s.value == pytest.approx(s.detail["per_step"][-1])
     assert summary["logprob_calls"] > 0 and (tmp_path / "utility.html").exists()
+
+
+def test_method_options_convert_or_fail_with_one_line():
+    from rationales.errors import RationalesError
+    from rationales.score.utility import option
+
+    assert option({"threshold": "0.5"}, "threshold", 0.1) == 0.5
+    assert option({"n_masks": "3"}, "n_masks", 2) == 3
+    assert option({"verbal": "false"}, "verbal", True) is False
+    assert option({}, "verbal", True) is True
+    with pytest.raises(RationalesError, match="threshold='abc' should be a float"):
+        option({"threshold": "abc"}, "threshold", 0.1)
+    with pytest.raises(RationalesError, match="verbal='maybe' should be a bool"):
+        option({"verbal": "maybe"}, "verbal", True)

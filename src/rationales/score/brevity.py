@@ -37,7 +37,7 @@ from ..records import Problem, Rationale, Score
 from ..search.vote import majority_vote
 from ..steps import split_spans
 from ..store import Store
-from .utility import ANSWER_TEMPLATE, AnswerScorer, rationale_body
+from .utility import ANSWER_TEMPLATE, AnswerScorer, option, rationale_body
 
 
 def sentence_spans(body: str) -> list[tuple[int, int]]:
@@ -197,16 +197,16 @@ def run(ctx: Any) -> dict[str, Any]:
     from ..pipeline import strategy_row
 
     opts = ctx.options
-    specs = cot_specs(ctx.problems, template=opts.get("template", "cot"), n=ctx.samples,
+    specs = cot_specs(ctx.problems, template=option(opts, "template", "cot"), n=ctx.samples,
                       temperature=ctx.temperature, top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed,
                       method="cot")
     stats = GenerationStats()
     samples = generate(specs, ctx.backend, ctx.store, on_progress=ctx.on_progress, stats=stats)
     problems = [s.problem for s in specs]
     red_stats = GenerationStats()
-    threshold = float(opts.get("threshold", 0.1))
+    threshold = option(opts, "threshold", 0.1)
     pairs = reduce_all(ctx.backend, ctx.store, problems, [s.prompt for s in specs], samples, threshold=threshold,
-                       answer_max_tokens=int(opts.get("answer_max_tokens", 64)), stats=red_stats)
+                       answer_max_tokens=option(opts, "answer_max_tokens", 64), stats=red_stats)
     reduced_sets = [[pr.reduced or pr.original for pr in row] for row in pairs]
     n = ctx.samples
     strategies = {

@@ -32,6 +32,7 @@ from ..generate import GenerationStats, cot_specs, finish_rationale, generate
 from ..records import Problem, Rationale, Score
 from ..search.vote import Selection, majority_vote
 from ..verify.answers import check_answer, extract_answer, normalize
+from .utility import option
 
 
 # ------------------------------------------------------------------ ECE and reliability bins
@@ -229,11 +230,11 @@ def run(ctx: Any) -> dict[str, Any]:
     from ..pipeline import strategy_row
 
     opts = ctx.options
-    n_bins = int(opts.get("bins", 10))
-    specs = cot_specs(ctx.problems, template=opts.get("template", "cot"), n=ctx.samples,
+    n_bins = option(opts, "bins", 10)
+    specs = cot_specs(ctx.problems, template=option(opts, "template", "cot"), n=ctx.samples,
                       temperature=ctx.temperature, top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed,
                       method="cot")
-    verbal = bool(opts.get("verbal", True))
+    verbal = option(opts, "verbal", True)
     verbal_specs = cot_specs(ctx.problems, template="cot_confidence", n=1, temperature=0.0,
                              max_tokens=ctx.max_tokens, method="cot_confidence") if verbal else []
     stats = GenerationStats()

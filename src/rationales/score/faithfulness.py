@@ -45,7 +45,7 @@ from ..search.vote import Selection, majority_vote
 from ..steps import segment
 from ..store import Store
 from ..verify.answers import normalize, normalize_text, parse_number
-from .utility import rationale_body
+from .utility import option, rationale_body
 
 MASK = "[MASK]"
 PROBE_TEMPLATE = "faithfulness_probe"
@@ -264,16 +264,16 @@ def run(ctx: Any) -> dict[str, Any]:
     from ..pipeline import strategy_row
 
     opts = ctx.options
-    specs = cot_specs(ctx.problems, template=opts.get("template", "cot"), n=ctx.samples,
+    specs = cot_specs(ctx.problems, template=option(opts, "template", "cot"), n=ctx.samples,
                       temperature=ctx.temperature, top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed,
                       method="cot")
     stats = GenerationStats()
     samples = generate(specs, ctx.backend, ctx.store, on_progress=ctx.on_progress, stats=stats)
     problems = [s.problem for s in specs]
     probe_stats = GenerationStats()
-    probes = score_faithfulness(ctx.backend, ctx.store, problems, samples, ratio=float(opts.get("mask_ratio", 0.3)),
-                                n_masks=int(opts.get("n_masks", 2)), numbers=bool(opts.get("numbers", True)),
-                                seed=ctx.seed, max_tokens=int(opts.get("probe_max_tokens", 48)), stats=probe_stats)
+    probes = score_faithfulness(ctx.backend, ctx.store, problems, samples, ratio=option(opts, "mask_ratio", 0.3),
+                                n_masks=option(opts, "n_masks", 2), numbers=option(opts, "numbers", True),
+                                seed=ctx.seed, max_tokens=option(opts, "probe_max_tokens", 48), stats=probe_stats)
     flat = [r for rs in samples for r in rs]
     faith = [r.score("faithfulness") for r in flat]
     faith = [v for v in faith if v is not None]

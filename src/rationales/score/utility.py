@@ -109,6 +109,27 @@ class AnswerScorer:
         return self._memo[key]
 
 
+def option(opts: dict[str, Any], key: str, default: Any) -> Any:
+    """``opts[key]`` converted to the type of ``default`` (strings from a command line too);
+    a value that does not convert is a one-line error naming the option."""
+    value = opts.get(key, default)
+    if value is None or isinstance(default, str) or default is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.strip().lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.strip().lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise RationalesError(f"Option {key}={value!r} should be a {type(default).__name__} "
+                              f"(default {default!r}).") from None
+
+
 def _by(backend: Backend) -> str:
     return backend.model or backend.name
 
@@ -229,18 +250,18 @@ def run(ctx: Any) -> dict[str, Any]:
     from ..pipeline import strategy_row
 
     opts = ctx.options
-    template = opts.get("template", "cot")
-    scorer = AnswerScorer(ctx.backend, opts.get("answer_template", ANSWER_TEMPLATE))
+    template = option(opts, "template", "cot")
+    scorer = AnswerScorer(ctx.backend, option(opts, "answer_template", ANSWER_TEMPLATE))
     specs = cot_specs(ctx.problems, template=template, n=ctx.samples, temperature=ctx.temperature,
                       top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed, method="cot")
     stats = GenerationStats()
     samples = generate(specs, ctx.backend, ctx.store, on_progress=ctx.on_progress, stats=stats)
     for spec, rs in zip(specs, samples):
-        score_utility(ctx.backend, spec.problem, rs, spec.prompt, per_step=bool(opts.get("per_step", True)),
+        score_utility(ctx.backend, spec.problem, rs, spec.prompt, per_step=option(opts, "per_step", True),
                       scorer=scorer)
         ctx.store.put_rationales(rs)
     problems = [s.problem for s in specs]
-    scale = float(opts.get("weight_scale", 1.0))
+    scale = option(opts, "weight_scale", 1.0)
     n = ctx.samples
     strategies = {
         "sample@1": strategy_row([majority_vote(p, rs[:1]) for p, rs in zip(problems, samples)]),
