@@ -145,3 +145,27 @@ def test_calibration_on_the_real_model(small_model, tmp_path, store):
         assert s["strategies"]["vote@3"]["mean_confidence"] == pytest.approx(
             max(r.score("agreement") for r in answered), abs=1e-4)
     assert (tmp_path / "calibration.html").exists()
+
+
+def test_cli_run_and_method_calibration_on_fake(tmp_path, capsys):
+    import json
+
+    from rationales.cli import main
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"Tom has 12": ["Step 1: 12 - 5 = 7\nStep 2: 7 + 8 = 15\nThe answer is 15.",
+                                                 "12 - 5 = 7, 7 + 8 = 16. The answer is 16.", "The answer is 15."],
+                                  "*": ["I do not know."]}))
+    common = ["demo", "--backend", "fake", "--model", str(script), "-n", "3", "-k", "2",
+              "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "out"), "--json"]
+    assert main(["run", *common]) == 0
+    s = json.loads(capsys.readouterr().out)
+    # problem 1: vote 15 with share 2/3, right (bin 6); problem 2: no answer, confidence 0, wrong (bin 0)
+    assert s["calibration"]["ece"] == pytest.approx((1 - 2 / 3) / 2, abs=1e-4)
+    assert "<h2>Calibration</h2>" in (tmp_path / "out" / "report.html").read_text()
+    assert main(["run", *common, "--method", "calibration"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["samples_cached"] == 6  # the CoT samples of `run` are reused
+    assert m["ece_vote"] == pytest.approx(s["calibration"]["ece"], abs=1e-4)
+    assert m["verbal_parsed"] == 0 and m["verbal_unparsed"] == 2 and m["ece_verbal"] is None
+    assert (tmp_path / "out" / "calibration.html").exists()
