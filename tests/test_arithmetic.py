@@ -56,6 +56,10 @@ def one(text: str):
     ("left with 72*0.5=36 pebbles", 36, 36, True),
     ("6 x 0.6666666666666666 = 4.0 liters", 6 * 0.6666666666666666, 4.0, True),  # exact: 3.9999999999999996
     ("5kg + 3kg = 8kg", 8, 8, True),
+    ("he eats 4 eggs a day for 48 days for a total of 4*48 = 192 eggs", 192, 192, True),  # "of" after words
+    ("it takes her 10÷1/2=20 minutes", 20, 20, True),  # 10 ÷ (1/2), how people write it
+    ("20 divided by 1/4 is 80", 80, 80, True),
+    ("1/4 of the assignment which is 164 pages x 1/4 = 41 pages", 41, 41, True),  # not "1/4 is 164"
 ])
 def test_single_claims(text, value, claimed, ok):
     c = one(text)
@@ -81,6 +85,9 @@ def test_chained_claims_check_each_link():
     assert [(c.value, c.claimed, c.ok) for c in claims] == [(5, 6, False), (7, 7, True)]
     claims = find_claims("4 * (3 + 2) = 4 * 5 = 20")  # a true equation chain
     assert [c.ok for c in claims] == [True, True] and claims[1].lhs == "4 * 5"
+    # a rewrite with the same first operand is an equation: 26360 x 52 = 1,370,720, not 26360 x 20
+    [c] = find_claims("\\[ 26360 \\times 52 = 26360 \\times (5 \\times 4) \\]")
+    assert (c.value, c.claimed, c.ok) == (1370720, 527200, False)
     claims = find_claims("so 7 + 8 = 15 = 3 * 5")
     assert [(c.value, c.ok) for c in claims] == [(15, True), (15, True)]
 

@@ -73,12 +73,14 @@ def test_verify_tool_and_mc_saves_checks_and_writes_report(tmp_path, setup, caps
 
 
 def test_verify_prm_and_genprm_table(tmp_path, setup, capsys):
-    path, script, _ = setup
+    path, script, (wrong_id, _) = setup
     code, out, err = cli(capsys, "verify", "--store", path, "--backend", "fake", "--model", script, "--checkers",
                          "tool,prm,genprm", "--out", tmp_path / "out", "--limit", "1")
     assert code == 0, err
-    assert "per-step verdicts" in out and "genprm" in out and "agreement between checkers" in out
-    assert "12 - 2 = 9 apples." in out and "genprm verdicts parsed: 2, unparsed: 0" in out
+    assert "per-step verdicts" in out and "agreement between checkers" in out
+    header = [line.split() for line in out.splitlines() if "rationale" in line and "consensus" in line][0]
+    assert header == ["rationale", "step", "text", "tool", "mc", "prm", "genprm", "consensus"]
+    assert wrong_id[:8] in out and "genprm verdicts parsed: 2, unparsed: 0" in out
     with Store(path) as st:
         r = [x for x in st.rationales(method="cot") if x.answer == "9"][0]
         prm = [c for c in r.steps[0].checks if c.kind == "prm"]

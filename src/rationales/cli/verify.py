@@ -14,8 +14,15 @@ from .common import BackendOpt, BaseUrlOpt, JsonOpt, ModelOpt, OutOpt, StoreOpt,
     open_store, out_console, print_json, progress_bar
 
 CHECKERS = ("tool", "mc", "prm", "genprm")
-#: rationales that are by-products of checking, not rationales to check
-INTERNAL_METHODS = ("mc_rollout", "genprm")
+#: stored samples that are by-products of other stages (rollouts, judgements, probes, search
+#: fragments), not rationales to check; ``--method`` still selects any of them explicitly
+INTERNAL_METHODS = ("mc_rollout", "genprm", "faithfulness_probe", "answer_from_rationale", "feedback",
+                    "mistake_explanation")
+INTERNAL_SUFFIXES = ("_step", "_rollout", "_finish")
+
+
+def is_internal(method: str) -> bool:
+    return method in INTERNAL_METHODS or method.endswith(INTERNAL_SUFFIXES)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +58,7 @@ def _cell(step: Any, column: str) -> str:
     c = checks[-1]
     mark = "?" if c.verdict is None else ("+" if c.verdict > 0 else "-")
     if c.score is not None and column in ("mc", "prm", "genprm"):
-        return f"{mark} {c.score:.2f}"
+        return f"{mark}{c.score:.2f}"
     return mark
 
 
@@ -68,7 +75,8 @@ def verify_cmd(
     backend: str = BackendOpt,
     model: Optional[str] = ModelOpt,
     base_url: Optional[str] = BaseUrlOpt,
-    method: Optional[str] = typer.Option(None, "--method", help="Only rationales of this method (e.g. cot)."),
+    method: Optional[str] = typer.Option(None, "--method", help="Only rationales of this method (e.g. cot). "
+                                         "Default: all but by-products (MC rollouts, judgements, step fragments)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", min=1, help="Verify only the first K rationales."),
     mc_samples: int = typer.Option(8, "--mc-samples", min=1, help="MC rollouts per step (Math-Shepherd N)."),
     mc_max_tokens: int = typer.Option(256, "--mc-max-tokens", min=1, help="Max new tokens per MC rollout."),
@@ -89,7 +97,7 @@ def verify_cmd(
         raise UnknownNameError("consensus rule", rule, RULES)
     with open_store(store) as st:
         rationales = [r for r in st.rationales(method=method)
-                      if method is not None or r.method not in INTERNAL_METHODS]
+                      if method is not None or not is_internal(r.method)]
         if not rationales:
             what = f" with method '{method}'" if method else ""
             raise RationalesError(f"No stored rationales{what} in {store}; sample some first, e.g. "
@@ -174,20 +182,21 @@ def verify_summary(rationales: list[Any], checkers: list[str], counts: dict[str,
 def steps_table(rationales: list[Any]) -> Any:
     from rich.table import Table
 
-    t = Table(title="per-step verdicts", pad_edge=False)
+    from rich import box
+
+    t = Table(title="per-step verdicts", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = _columns(rationales)
-    headers = {"consensus": "cons."}
-    t.add_column("id", no_wrap=True)
-    t.add_column("#", justify="right", no_wrap=True)
-    t.add_column("text", overflow="fold", min_width=20)
+    t.add_column("rationale", overflow="fold")
+    t.add_column("step", justify="right", overflow="fold")
+    t.add_column("text", overflow="fold", min_width=12, ratio=1)
     for col in columns:
-        t.add_column(headers.get(col, col), no_wrap=True, min_width=len(headers.get(col, col)))
+        t.add_column(col, overflow="fold")
     for r in rationales:
         mark = "✓" if r.correct else ("✗" if r.correct is False else "")
         for s in r.steps:
             excerpt = " ".join(s.text.split())
             excerpt = excerpt if len(excerpt) <= 60 else excerpt[:57] + "..."
-            t.add_row(f"{r.id[:6]}{mark}" if s.index == 0 else "", str(s.index + 1), excerpt,
+            t.add_row(f"{r.id[:8]} {mark}" if s.index == 0 else "", str(s.index + 1), excerpt,
                       *(_cell(s, k) for k in columns))
     return t
 

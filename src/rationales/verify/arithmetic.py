@@ -69,6 +69,10 @@ OP_CHARS = {"+": "+", "-": "-", "−": "-", "–": "-", "*": "*", "×": "*", "·
 OP_WORDS = {"x": "*", "X": "*", "times": "*", "plus": "+", "minus": "-"}
 APPROX_WORDS = r"(?:approximately|approx\.?|about|around|roughly|nearly|almost|~)"
 MAX_UNITS = 6
+#: words that end a run of units: "1/4 of the assignment which is ..." is not "1/4 = ..."
+NOT_UNITS = {"which", "that", "and", "so", "then", "but", "or", "because", "since", "if", "when", "while",
+             "thus", "therefore", "hence", "we", "he", "she", "it", "they", "there", "this", "these", "those",
+             "who", "what", "where", "i", "you", "means", "gives", "makes", "leaves", "leaving"}
 
 
 @dataclass
@@ -342,8 +346,8 @@ class _Parser:
         k = self.kind(j)
         if k == OP and self.t[j].op in "+-*/":
             return self.t[j].op, 1
-        if k == OF and self.operand_start(j + 1):
-            return "*", 1
+        if k == OF and self.operand_start(j + 1) and self.kind(j - 1) in (NUM, PCT, RP, HALF):
+            return "*", 1  # "15% of 80", "3/4 of 12"; not "48 days for a total of 4*48"
         if k == WORD and self.t[j].opword and self.operand_start(j + 1):
             return self.t[j].opword, 1
         return None
@@ -415,6 +419,12 @@ class _Parser:
             lit = tok.text.replace(",", "")
             src = lit if re.fullmatch(r"\d+(?:\.\d+)?|\.\d+", lit) else _fmt(val)
             dec = len(lit.split(".")[1]) if "." in lit and re.fullmatch(r"\d*\.\d+", lit) else 0
+            if self._tight_fraction(j):  # "1/2" written without spaces after a division: one number
+                den = self.t[j + 2]
+                e = _Expr(f"({lit}/{den.text})", i, j + 3, ops=1, nums=2, lead=None,
+                          num_spans=[(tok.start, tok.end), (den.start, den.end)], last_num=j + 2)
+                e.end = self.units(e.end)
+                return e
             e = _Expr(src, i, j + 1, nums=1, lead=val, num_spans=[(tok.start, tok.end)], decimals=dec, last_num=j)
             if self.kind(j + 1) == PCT:
                 e.src, e.pcts, e.end = f"({src} / 100)", 1, j + 2
@@ -447,17 +457,29 @@ class _Parser:
             b = self.primary(a.end)
             if b is None or self.kind(a.end) != LP:
                 return None
-            e = self._join(a, b, f"(({a.src}) / ({b.src}))")
+            e = self._join(a, b, f"({a.src} / {b.src})")
             e.start = i
             e.end = self.units(e.end)
             return e
         return None
+
+    def _tight_fraction(self, j: int) -> bool:
+        """An integer fraction "a/b" with no spaces, right after a division sign ("10÷1/2")."""
+        t = self.t
+        if not (self.kind(j + 1) == OP and t[j + 1].op == "/" and self.kind(j + 2) == NUM):
+            return False
+        if t[j + 1].space_before or t[j + 2].space_before or t[j].text.isdigit() is False or not t[j + 2].text.isdigit():
+            return False
+        prev = j - 1 if self.kind(j - 1) != CUR else j - 2
+        return (self.kind(prev) == OP and t[prev].op == "/") or (self.kind(prev) == WORD and t[prev].opword == "/")
 
     def units(self, j: int) -> int:
         """Skip unit words after a number: "apples", "days/week", "skeins per pair of socks"."""
         count = 0
         while count < MAX_UNITS and j < self.n:
             k = self.kind(j)
+            if k == WORD and self.t[j].text.lower() in NOT_UNITS:
+                break
             if k == WORD and not (self.t[j].opword and self.operand_start(j + 1)):
                 j += 1
             elif k == OP and self.t[j].op == "/" and self.kind(j + 1) == WORD:
@@ -498,6 +520,8 @@ class _Parser:
             if e is None or e.end != m:
                 continue
             prev = sub.kind(s - 1) if s > 0 else ""
+            if prev == OF and sub.kind(s - 2) not in (NUM, PCT, RP, HALF):
+                prev = WORD  # "for a total of 4*48": a preposition, not "15% of"
             if prev in (OP, VAR, OF, HALF, FUNC, FRAC):
                 return None  # part of a larger expression the grammar cannot read (a variable)
             if sub.kind(s) == OP:  # leading sign: only at the piece start or glued to a number
@@ -708,8 +732,9 @@ def find_claims(text: str, rel_tol: float = 1e-6) -> list[Claim]:
                 lead_expr = _Expr(_fmt(right.lead), right.start, right.start + 1, nums=1,
                                   num_spans=right.num_spans[:1])
                 ok, note = _judge(lhs, lead_expr, value, right.lead, relation, rel_tol, text)
-                claimed, note = right.lead, ("running " + note).strip()
-                claimed_span = right.num_spans[0] if right.num_spans else None
+                if ok or right.lead != left.lead:  # a rewrite "a x b = a x (c)" is reported as such
+                    claimed, note = right.lead, ("running " + note).strip()
+                    claimed_span = right.num_spans[0] if right.num_spans else None
             claims.append(Claim(expression, lhs.src, float(claimed), (start, end), float(value), ok, relation,
                                 claimed_span, note))
     return claims
