@@ -132,3 +132,23 @@ def test_formats_end_to_end_on_the_real_model(small_model, tmp_path, store):
         ans = store.get_rationale(r.meta["answer_id"])
         assert ans.parent_id == r.id and ans.method == "answer_from_rationale"
         assert r.answer == ans.answer
+
+
+def test_cli_run_method_formats_takes_method_options(tmp_path, capsys):
+    import json
+
+    from rationales.cli import main
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({ANSWER_SYSTEM: ["The answer is 15."], "*": ["1. 12 - 5 = 7\n2. 7 + 8 = 15"]}))
+    args = ["run", "demo", "--method", "formats", "--backend", "fake", "--model", str(script), "--limit", "2",
+            "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"), "--json"]
+    assert main([*args, "-O", "format=procedural,subquestions", "-O", "decomposed=true"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["formats"] == ["procedural", "subquestions"] and summary["decomposed"] is True
+    assert {k: v["correct"] for k, v in summary["strategies"].items()} == {"procedural": 1, "subquestions": 1}
+    assert main([*args, "-O", "format"]) == 2
+    err = capsys.readouterr().err
+    assert "--method-opt expects KEY=VALUE, got 'format'" in err and len(err.strip().splitlines()) == 1
+    assert main([*args, "-O", "format=tree"]) == 2
+    assert "Unknown rationale format 'tree'" in capsys.readouterr().err

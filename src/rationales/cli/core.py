@@ -27,6 +27,16 @@ def task_mapping(question_col: str, answer_col: str, context_col: Optional[str],
     return m
 
 
+def parse_method_opts(pairs: Optional[list[str]]) -> dict:
+    """-O KEY=VALUE pairs for `run --method` (values parsed as JSON when possible)."""
+    from ..errors import RationalesError
+
+    bad = [p for p in pairs or [] if "=" not in p or not p.partition("=")[0].strip()]
+    if bad:
+        raise RationalesError(f"--method-opt expects KEY=VALUE, got '{bad[0]}'.")
+    return parse_backend_opts(pairs)
+
+
 def run_cmd(
     task: str = typer.Argument("demo", help="Task: demo, reasoning_gym:NAME, a .jsonl/.csv/.parquet file, or a saved dataset dir."),
     backend: str = BackendOpt,
@@ -44,6 +54,8 @@ def run_cmd(
     out: str = OutOpt,
     base_url: Optional[str] = BaseUrlOpt,
     backend_opt: Optional[list[str]] = BackendOptsOpt,
+    method_opt: Optional[list[str]] = typer.Option(
+        None, "--method-opt", "-O", help="Method option KEY=VALUE (repeatable), e.g. -O format=procedural."),
     question_col: str = typer.Option("question", help="File tasks: question column."),
     answer_col: str = typer.Option("answer", help="File tasks: gold answer column."),
     context_col: Optional[str] = typer.Option(None, help="File tasks: context column."),
@@ -60,7 +72,7 @@ def run_cmd(
         return run_method(method, task=task, backend=backend, model=model, samples=samples, limit=limit,
                           size=size, seed=seed, temperature=temperature, max_tokens=max_tokens, store=store,
                           out=out, base_url=base_url, json_out=json_out,
-                          backend_options=parse_backend_opts(backend_opt))
+                          backend_options=parse_backend_opts(backend_opt), options=parse_method_opts(method_opt))
     from ..prompts import load_template
 
     load_template(template)  # fail on a bad template before any model is loaded
