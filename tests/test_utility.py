@@ -7,7 +7,6 @@ import math
 import pytest
 
 from rationales.backends.fake import FakeBackend
-from rationales.generate import cot_specs, generate
 from rationales.methods import METHODS, MethodContext, method_function
 from rationales.prompts import render
 from rationales.records import Problem, Rationale
