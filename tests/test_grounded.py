@@ -227,6 +227,28 @@ def test_tree_from_dict_round_trip(problem, store):
     assert back.nodes[3].step_texts() == ["3 * 4 = 12", "2 + 12 = 14"]
 
 
+def test_run_method_grounded_cli(tmp_path, capsys):
+    """`rationales run --method grounded`: trees for 1 problem, 3 rollouts, report written."""
+    import json
+
+    from rationales.cli import main
+    from rationales.store import Store
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"Tom has 12": ["12 - 5 = 7\n7 + 8 = 15\nThe answer is 15.",
+                                                 "12 - 5 = 8\n8 + 8 = 16\nThe answer is 16."]}))
+    code = main(["run", "demo", "--method", "grounded", "--backend", "fake", "--model", str(script), "-n", "3",
+                 "-k", "1", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["trees"] == 1 and s["paths"] == s["strategies"]["finished paths (share right)"]["n"]
+    assert s["steps_tool_wrong"] >= 1 and s["samples_new"] > 0
+    assert (tmp_path / "o" / "grounded.html").exists()
+    with Store(tmp_path / "s.sqlite") as st:
+        assert len(st.rationales(method="grounded_mcts")) == s["paths"] and st.blobs("mcts_tree")
+
+
 @pytest.mark.model
 def test_grounded_mcts_on_real_model(small_model, store):
     """SmolLM2-135M: a tiny tree; structure and bookkeeping, not accuracy."""

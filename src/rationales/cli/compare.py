@@ -20,8 +20,10 @@ def compare_cmd(
         "greedy,vote,tool_vote,adaptive,best_of_n,step_search", "--strategies", "-s",
         help="Comma-separated: greedy, vote, weighted_vote, tool_vote, best_of_n, adaptive, step_search, beam, mcts."),
     budget: int = typer.Option(1000, "--budget", min=1, help="Generated tokens per problem each strategy may spend."),
-    budgets: Optional[str] = typer.Option(None, "--budgets", help="Sweep budgets, e.g. 500,1000,2000 (overrides --budget)."),
-    prm: str = typer.Option("llm", "--prm", help="Step scorer: llm (P(+)/P(-)), genprm (generative), tool (arithmetic check)."),
+    budgets: Optional[str] = typer.Option(None, "--budgets",
+                                          help="Sweep budgets, e.g. 500,1000,2000 (overrides --budget)."),
+    prm: str = typer.Option("llm", "--prm",
+                            help="Step scorer: llm (P(+)/P(-)), genprm (generative), tool (arithmetic check)."),
     how: str = typer.Option("min", "--how", help="PRM aggregate over steps: min, last, product, mean."),
     backend: str = BackendOpt,
     model: Optional[str] = ModelOpt,
@@ -32,6 +34,8 @@ def compare_cmd(
     top_p: float = typer.Option(0.95, min=0.0, max=1.0, help="Top-p of the sampled rationales."),
     max_tokens: int = typer.Option(512, min=1, help="Max new tokens per rationale, rollout or continuation."),
     max_steps: int = typer.Option(12, min=1, help="Step search / beam / MCTS: at most this many searched steps."),
+    threshold: float = typer.Option(0.95, min=0.0, max=1.0,
+                                    help="adaptive: stop sampling a problem once its vote is this certain (Beta)."),
     template: str = typer.Option("cot", help="Prompt template name or a .j2 file."),
     store: str = StoreOpt,
     out: str = OutOpt,
@@ -57,7 +61,8 @@ def compare_cmd(
     opts = parse_backend_opts(backend_opt)
     cfg = CompareConfig(task=task, strategies=names, budgets=budget_list, prm=prm, how=how, backend=backend,
                         model=model, limit=limit, size=size, seed=seed, temperature=temperature, top_p=top_p,
-                        max_tokens=max_tokens, max_steps=max_steps, template=template, store=store, out=out,
+                        max_tokens=max_tokens, max_steps=max_steps, threshold=threshold, template=template,
+                        store=store, out=out,
                         backend_options=opts)
     with open_store(store) as st:
         be = make_backend(backend, model, base_url, **opts)

@@ -30,6 +30,9 @@ METHODS.update({  # trust methods (score/): utility, faithfulness, brevity, cali
                 "verbosity-aware reduction: drop sentences the answer does not need; tokens saved vs accuracy kept"),
     "calibration": ("rationales.score.calibration:run",
                     "confidence from sample agreement and verbal 'Confidence: N%'; ECE and reliability diagram"),
+    "grounded": ("rationales.score.grounded:run",
+                 "GroundedPRM data: MCTS over steps (-n rollouts), tool-checked steps, hybrid reward; step labels, "
+                 "trees, sibling pairs"),
 })
 
 METHODS.update({  # prompting methods: mistakes in context, rationale formats, feedback patching, ensembles

@@ -82,6 +82,7 @@ class CompareConfig:
     children: int = 3
     template: str = "cot"
     rel_tol: float = 1e-6
+    threshold: float = 0.95  # adaptive: stop once the Beta criterion is this sure of the leading answer
     store: str = "rationales.sqlite"
     out: str = "rationales-out"
     backend_options: dict[str, Any] = field(default_factory=dict)
@@ -228,7 +229,7 @@ def plan(strategy: str, budget: int, est: Estimate, children: int = 3) -> dict[s
 
 
 @dataclass
-class _Ctx:
+class CompareContext:
     cfg: CompareConfig
     backend: Backend
     store: Store
@@ -246,7 +247,7 @@ class _Ctx:
         return [rs[0] for rs in generate(specs, self.backend, self.store, stats=self.stats)]
 
 
-def pilot(problems: Sequence[Problem], ctx: _Ctx) -> Estimate:
+def pilot(problems: Sequence[Problem], ctx: CompareContext) -> Estimate:
     """Greedy rationale + one sample per problem (both reused later): t and L."""
     greedy_rs = ctx.greedy(problems)
     samples = [rs[0] for rs in ctx.samples(problems, 1)]
@@ -257,7 +258,8 @@ def pilot(problems: Sequence[Problem], ctx: _Ctx) -> Estimate:
     return Estimate(round(t, 2), round(steps, 2), round(g, 2))
 
 
-def run_strategy(name: str, params: dict[str, int], problems: Sequence[Problem], ctx: _Ctx) -> list[Selection]:
+def run_strategy(name: str, params: dict[str, int], problems: Sequence[Problem],
+                 ctx: CompareContext) -> list[Selection]:
     """Run one strategy at the given size; one Selection per problem (tokens = spent)."""
     from .vote import greedy, majority_vote, tool_filtered_vote, weighted_vote
 
@@ -268,7 +270,7 @@ def run_strategy(name: str, params: dict[str, int], problems: Sequence[Problem],
         from .adaptive import adaptive_consistency
 
         return adaptive_consistency(problems, ctx.backend, ctx.store, batch=min(2, params["max_samples"]),
-                                    max_samples=params["max_samples"], template=c.template,
+                                    max_samples=params["max_samples"], threshold=c.threshold, template=c.template,
                                     temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, seed=c.seed,
                                     stats=ctx.stats)
     if name in ("vote", "tool_vote", "weighted_vote", "best_of_n"):
@@ -345,13 +347,15 @@ def compare(cfg: CompareConfig, backend: Backend, store: Store, problems: Sequen
     budgets = parse_budgets(cfg.budgets)
     if cfg.prm not in PRMS:
         raise UnknownNameError("PRM", cfg.prm, PRMS)
+    if not 0 < cfg.threshold <= 1:
+        raise RationalesError(f"--threshold must be in (0, 1], got {cfg.threshold}.")
     if cfg.temperature <= 0 and any(s != "greedy" for s in strategies):
         raise RationalesError("Sampling strategies need --temperature above 0 (e.g. 0.7).")
     if not problems:
         raise RationalesError(f"Task {cfg.task} gave no problems; check the task name and --limit.")
     run_id = store.start_run("compare", asdict(cfg))
     stats = GenerationStats()
-    ctx = _Ctx(cfg, backend, store, stats)
+    ctx = CompareContext(cfg, backend, store, stats)
     est = pilot(problems, ctx)
     rows: dict[str, dict[str, Any]] = {}
     curves: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
@@ -400,7 +404,8 @@ def accuracy_tokens_plot(curves: dict[str, list[dict[str, Any]]]) -> str:
             continue
         xs = [r["tokens_per_problem"] for r in rows]
         ys = [r["accuracy"] for r in rows]
-        err = [[max(0.0, r["accuracy"] - r["ci_low"]) for r in rows], [max(0.0, r["ci_high"] - r["accuracy"]) for r in rows]]
+        err = [[max(0.0, r["accuracy"] - r["ci_low"]) for r in rows],
+               [max(0.0, r["ci_high"] - r["accuracy"]) for r in rows]]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, linestyle="-" if len(rows) > 1 else "none", label=name)
         xs_all += xs
     if xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) > 20:

@@ -407,7 +407,8 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
                 if node.depth > t.nodes[rec.node].depth:
                     rec.node = node.id
             else:
-                rec = PathRecord(node=node.id, rollout=rollout, rollout_tokens=r.tokens - sum(n.tokens for n in node.path()),
+                rec = PathRecord(node=node.id, rollout=rollout,
+                                 rollout_tokens=r.tokens - sum(n.tokens for n in node.path()),
                                  rationale=r, reward=float(fresh_ids[(id(t), r.id)]))
                 t.paths[r.id] = rec
             backup(node, rec.reward, cfg.gamma)
