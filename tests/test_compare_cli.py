@@ -113,6 +113,18 @@ def test_cli_compare_json_sweep_and_report(tmp_path, capsys):
     assert "tool_vote@28" in out and "report:" in out
 
 
+def test_compare_needs_gold_and_sane_settings(tmp_path, store):
+    from rationales.errors import RationalesError
+    from rationales.records import Problem
+
+    with pytest.raises(RationalesError, match="no gold"):
+        compare(CompareConfig(out=str(tmp_path)), FakeBackend(), store, [Problem.make("What is 2 + 2?")])
+    with pytest.raises(RationalesError, match="threshold"):
+        compare(CompareConfig(threshold=0.0, out=str(tmp_path)), FakeBackend(), store, load_task("demo", limit=1))
+    with pytest.raises(RationalesError, match="temperature"):
+        compare(CompareConfig(temperature=0.0, out=str(tmp_path)), FakeBackend(), store, load_task("demo", limit=1))
+
+
 @pytest.mark.parametrize("bad, message", [
     (["--strategies", "greedy,votes"], "Did you mean 'vote'"),
     (["--budgets", "100,abc"], "not a whole number"),

@@ -41,6 +41,10 @@ def compare_cmd(
     out: str = OutOpt,
     base_url: Optional[str] = BaseUrlOpt,
     backend_opt: Optional[list[str]] = BackendOptsOpt,
+    question_col: str = typer.Option("question", help="File tasks: question column."),
+    answer_col: str = typer.Option("answer", help="File tasks: gold answer column."),
+    context_col: Optional[str] = typer.Option(None, help="File tasks: context column."),
+    answer_type: str = typer.Option("auto", help="File tasks: auto | number | math | exact | choice."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Run strategies at equal token budgets; report accuracy vs tokens with 95% CIs (table + compare.html)."""
@@ -57,7 +61,10 @@ def compare_cmd(
     if how not in AGGREGATES:
         raise UnknownNameError("PRM aggregate", how, AGGREGATES)
     load_template(template)
-    problems = load_task(task, size=size, seed=seed, limit=limit)
+    from .core import task_mapping
+
+    problems = load_task(task, size=size, seed=seed, limit=limit,
+                         **task_mapping(question_col, answer_col, context_col, answer_type))
     opts = parse_backend_opts(backend_opt)
     cfg = CompareConfig(task=task, strategies=names, budgets=budget_list, prm=prm, how=how, backend=backend,
                         model=model, limit=limit, size=size, seed=seed, temperature=temperature, top_p=top_p,

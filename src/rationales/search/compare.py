@@ -353,6 +353,9 @@ def compare(cfg: CompareConfig, backend: Backend, store: Store, problems: Sequen
         raise RationalesError("Sampling strategies need --temperature above 0 (e.g. 0.7).")
     if not problems:
         raise RationalesError(f"Task {cfg.task} gave no problems; check the task name and --limit.")
+    if all(p.gold is None and p.answer_type != "reasoning_gym" for p in problems):
+        raise RationalesError(f"Task {cfg.task} has no gold answers, so accuracy cannot be measured; give the "
+                              "answer column (--answer-col) or use a task with answers.")
     run_id = store.start_run("compare", asdict(cfg))
     stats = GenerationStats()
     ctx = CompareContext(cfg, backend, store, stats)
