@@ -187,3 +187,16 @@ def test_gsm_symbolic_gold_steps_pass():
     for line in lines:
         claims = find_claims(line)
         assert len(claims) == 1 and claims[0].ok, line
+
+
+def test_long_and_deeply_nested_text_is_read_safely_and_fast():
+    import time
+
+    find_claims("3 + 4 = 7")  # import sympy outside the timing
+    start = time.perf_counter()
+    assert find_claims("(" * 300 + "1" + ")" * 300 + " + 1 = 2") == []  # too deep: skipped, no RecursionError
+    assert find_claims(" + ".join(["1"] * 300) + " = 300") == []  # longer than the parser reads
+    assert find_claims("word " * 5000 + "= 5") == []
+    assert find_claims("2^" * 60 + "2 = 4") == []  # a power tower is not computed
+    assert len(find_claims("3 + 4 = 7. " * 300)) == 300
+    assert time.perf_counter() - start < 2.0

@@ -69,6 +69,8 @@ OP_CHARS = {"+": "+", "-": "-", "−": "-", "–": "-", "*": "*", "×": "*", "·
 OP_WORDS = {"x": "*", "X": "*", "times": "*", "plus": "+", "minus": "-"}
 APPROX_WORDS = r"(?:approximately|approx\.?|about|around|roughly|nearly|almost|~)"
 MAX_UNITS = 6
+#: claims longer than this many tokens are not read (keeps the parser linear and shallow)
+MAX_EXPR_TOKENS = 64
 #: words that end a run of units: "1/4 of the assignment which is ..." is not "1/4 = ..."
 NOT_UNITS = {"which", "that", "and", "so", "then", "but", "or", "because", "since", "if", "when", "while",
              "thus", "therefore", "hence", "we", "he", "she", "it", "they", "there", "this", "these", "those",
@@ -500,10 +502,11 @@ class _Parser:
     def prefix(self, lo: int, hi: int) -> _Expr | None:
         """The longest expression starting at token ``lo`` of the piece [lo, hi); None when the
         piece does not start with a numeric expression or continues it with a variable."""
-        sub = _Parser(self.t[lo:hi], self.text)
+        cut = min(hi, lo + MAX_EXPR_TOKENS)
+        sub = _Parser(self.t[lo:cut], self.text)
         e = sub.expr(0)
-        if e is None:
-            return None
+        if e is None or (e.end == cut - lo and cut < hi):
+            return None  # empty, or longer than the parser reads
         nxt = sub.kind(e.end)
         if nxt in (VAR, LP, FUNC, FRAC) or (nxt == OP and sub.t[e.end].op in "+-*/^") or nxt == HALF:
             return None
@@ -511,24 +514,30 @@ class _Parser:
 
     def suffix(self, lo: int, hi: int) -> _Expr | None:
         """The longest expression ending at the end of the piece [lo, hi), or None."""
-        sub = _Parser(self.t[lo:hi], self.text)
-        m = hi - lo
+        start = max(lo, hi - MAX_EXPR_TOKENS)
+        sub = _Parser(self.t[start:hi], self.text)
+        m = hi - start
+
+        def before(k: int) -> str:  # kind of the token k places before window position s (in the piece)
+            j = start + k
+            return self.kind(j) if j >= lo else ""
+
         for s in range(m):
             if not (sub.operand_start(s) or (sub.kind(s) == OP and sub.t[s].op in "+-")):
                 continue
             e = sub.expr(s)
             if e is None or e.end != m:
                 continue
-            prev = sub.kind(s - 1) if s > 0 else ""
-            if prev == OF and sub.kind(s - 2) not in (NUM, PCT, RP, HALF):
+            prev = before(s - 1)
+            if prev == OF and before(s - 2) not in (NUM, PCT, RP, HALF):
                 prev = WORD  # "for a total of 4*48": a preposition, not "15% of"
             if prev in (OP, VAR, OF, HALF, FUNC, FRAC):
                 return None  # part of a larger expression the grammar cannot read (a variable)
-            if sub.kind(s) == OP:  # leading sign: only at the piece start or glued to a number
+            if sub.kind(s) == OP and prev:  # leading sign: only at the piece start or glued to a number
                 glued = s + 1 < m and not sub.t[s + 1].space_before
-                if s > 0 and not (glued and prev == WORD and len(sub.t[s - 1].text) > 1):
+                if not (glued and prev == WORD and len(self.t[start + s - 1].text) > 1):
                     return None
-            return _shift(e, lo)
+            return _shift(e, start)
         return None
 
 
