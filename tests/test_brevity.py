@@ -84,11 +84,12 @@ def reanswer_script(prompt: str, seed: int, index: int) -> str:
     tail = assistant_part(prompt)
     if not tail:  # a CoT prompt: the chat ends with an empty assistant turn
         return [R, W][index]
+    assert tail.endswith("\nThe answer is"), "re-answering completes the answer statement"
     if "7 + 8 = 15" in tail:
-        return "The answer is 15."
+        return " 15.\nMore text after the line is cut by the stop."
     if "12 + 5 = 17" in tail:
-        return "The answer is 17."
-    return [R, W][index]
+        return " 17."
+    return " 0."
 
 
 def test_reduced_rationales_are_stored_with_their_parent_and_re_derived_answer(store):
@@ -108,10 +109,25 @@ def test_reduced_rationales_are_stored_with_their_parent_and_re_derived_answer(s
     assert pr.body_tokens == 36 and pr.reduced_body_tokens == 20 and red.tokens == 24
     assert red.score("reduction") == 3.0
     assert store.get_rationale(red.id).text == red.text
-    # rerun: the reduced rationale comes from the store unchanged (not re-assembled)
-    n = backend.samples_generated
-    again = reduce_all(backend, store, [problem], [prompt], [[original]], threshold=0.1)[0][0].reduced
-    assert again.text == red.text and backend.samples_generated == n
+    # rerun: the reduction and the reduced rationale come from the store; no model call at all
+    n, lp = backend.samples_generated, backend.logprob_calls
+    again = reduce_all(backend, store, [problem], [prompt], [[original]], threshold=0.1)[0][0]
+    assert again.reduced.text == red.text and again.reduction.dropped == [0, 1, 3]
+    assert again.body_tokens == 36 and again.reduced_body_tokens == 20
+    assert backend.samples_generated == n and backend.logprob_calls == lp
+    # another threshold is computed again; here it drops the same sentences (removing the filler
+    # raised the log-prob by 0.3, which pays for the 0.05 of "Tom has 12 apples"), so the
+    # content-addressed reduced rationale is the same record
+    other = reduce_all(backend, store, [problem], [prompt], [[original]], threshold=0.01)[0][0]
+    assert backend.logprob_calls > lp and other.reduction.dropped == [0, 1, 3] and other.reduced.id == red.id
+
+
+def test_a_rationale_without_reasoning_is_not_reduced(store):
+    problem = Problem.make(QUESTION, "15", answer_type="number", source="t")
+    backend = FakeBackend(script=reanswer_script, logprob_fn=scripted_logprob)
+    prompt = render("cot", question=QUESTION)
+    pair = reduce_all(backend, store, [problem], [prompt], [[rat("The answer is 15.", "15", "bare")]])[0][0]
+    assert pair.reduced is None and pair.reduction is None and store.rationales(parent_id="bare") == []
 
 
 def test_brevity_method_on_fake(tmp_path, store):

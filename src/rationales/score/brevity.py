@@ -18,8 +18,9 @@ Choices here:
 * a = "The answer is {answer}." with the rationale's *own* answer (no gold needed; pass
   ``answer=`` to reduce toward the gold answer, e.g. for training sets of correct rationales).
 * The reduced rationale is stored as a new ``Rationale`` (method ``"reduced"``, ``parent_id`` =
-  the original) whose answer is re-derived: the model continues (greedy) from the reduced body
-  and its answer is checked like any other, so "accuracy kept" is measured, not assumed.
+  the original) whose answer is re-derived: the model completes "<reduced body> The answer is"
+  (greedy, to the end of the line) and that answer is checked like any other, so "accuracy
+  kept" is measured, not assumed. A rationale with no reasoning before its answer is skipped.
 * Token counts of bodies come from the backend's own tokenizer (``count_tokens``).
 """
 
@@ -33,7 +34,7 @@ from typing import Any
 from ..backends.base import Backend
 from ..generate import GenerationStats, SampleSpec, continuation_prompt, cot_specs, finish_rationale, generate
 from ..prompts import RenderedPrompt
-from ..records import Problem, Rationale, Score
+from ..records import Problem, Rationale, Score, content_hash
 from ..search.vote import majority_vote
 from ..steps import split_spans
 from ..store import Store
@@ -137,31 +138,73 @@ class ReducedPair:
     reduced_body_tokens: int = 0
 
 
+def answer_lead(answer_template: str) -> str:
+    """The words before the answer in the answer statement ("The answer is")."""
+    return answer_template.split("{answer}", 1)[0].rstrip()
+
+
+def _reduction_key(backend: Backend, r: Rationale, threshold: float, answer_template: str) -> str:
+    return content_hash("reduction", r.id, r.answer, threshold, answer_template, backend.model)
+
+
+def _load_reduction(store: Store, key: str) -> tuple[Reduction, dict[str, Any]] | None:
+    """A reduction made earlier with the same settings (kept as a blob, so a rerun costs no
+    log-prob call)."""
+    saved = store.get_blob(key)
+    if not saved:
+        return None
+    red = saved["reduction"]
+    return (Reduction(red["answer"], red["sentence_texts"], red["kept"], red["dropped"], red["full_logprob"],
+                      red["reduced_logprob"], red["reduced_body"], red["threshold"], red.get("trace", [])),
+            saved)
+
+
 def reduce_all(backend: Backend, store: Store, problems: Sequence[Problem], prompts: Sequence[RenderedPrompt],
                rationales: Sequence[Sequence[Rationale]], *, threshold: float = 0.1,
-               answer_template: str = ANSWER_TEMPLATE, answer_max_tokens: int = 64,
+               answer_template: str = ANSWER_TEMPLATE, answer_max_tokens: int = 16,
                stats: GenerationStats | None = None) -> list[list[ReducedPair]]:
-    """Reduce every rationale that has an answer, re-answer from each reduced body through
-    ``generate()`` (cached), and store the reduced rationales (method ``"reduced"``)."""
+    """Reduce every rationale that has an answer and some reasoning, re-answer from each reduced
+    body, and store the reduced rationales (method ``"reduced"``, ``parent_id`` = original).
+
+    Re-answering: the model continues the reduced body followed by the answer statement's lead
+    ("The answer is"), greedy, up to the end of the line, through ``generate()`` (cached), so
+    what is measured is the answer the reduced reasoning leads to, not a fresh solution.
+    Reductions made before with the same settings are reused from the store (blob kind
+    ``"reduction"``); the reduced rationale's id depends only on the reduced text, so two
+    thresholds that give the same reduction share one record."""
     scorer = AnswerScorer(backend, answer_template)
+    lead = answer_lead(answer_template)
     pairs: list[list[ReducedPair]] = []
     specs: list[SampleSpec] = []
     where: list[tuple[int, int]] = []
     for p_i, (problem, prompt, rs) in enumerate(zip(problems, prompts, rationales)):
         row = []
         for r in rs:
-            red = reduce_rationale(backend, prompt, r, threshold=threshold, scorer=scorer)
+            key = _reduction_key(backend, r, threshold, answer_template)
+            loaded = _load_reduction(store, key) if r.answer is not None else None
+            if loaded is not None:
+                red, meta = loaded
+            else:
+                red = reduce_rationale(backend, prompt, r, threshold=threshold, scorer=scorer)
+                meta = {}
+                if red is not None and red.sentences:
+                    base_text = continuation_prompt(backend, prompt, "")
+                    meta = {"reduction": {**red.as_dict(), "answer_template": answer_template,
+                                          "sentence_texts": red.sentences, "reduced_body": red.reduced_body},
+                            "body_tokens": count_tokens(backend, rationale_body(r.text), base_text),
+                            "reduced_body_tokens": count_tokens(backend, red.reduced_body, base_text),
+                            "stated_tokens": count_tokens(backend, red.reduced_body + lead, base_text)}
+                    store.put_blob(key, "reduction", meta)
             pair = ReducedPair(r, None, red)
-            if red is not None:
-                base_text = continuation_prompt(backend, prompt, "")
-                pair.body_tokens = count_tokens(backend, rationale_body(r.text), base_text)
-                pair.reduced_body_tokens = count_tokens(backend, red.reduced_body, base_text)
+            if red is not None and red.sentences:
+                pair.body_tokens, pair.reduced_body_tokens = meta["body_tokens"], meta["reduced_body_tokens"]
                 specs.append(SampleSpec(problem=problem, prompt=prompt, n=1, temperature=0.0,
-                                        max_tokens=answer_max_tokens, method="reduced", parent_id=r.id,
-                                        raw_prompt=continuation_prompt(backend, prompt, red.reduced_body),
-                                        meta={"reduction": red.as_dict(), "body_tokens": pair.body_tokens,
-                                              "reduced_body_tokens": pair.reduced_body_tokens}))
+                                        max_tokens=answer_max_tokens, stop=["\n"], method="reduced", parent_id=r.id,
+                                        raw_prompt=continuation_prompt(backend, prompt, red.reduced_body + lead),
+                                        meta=meta))
                 where.append((p_i, len(row)))
+            else:
+                pair.reduction = None  # no answer, or no reasoning to reduce
             row.append(pair)
         pairs.append(row)
     results = generate(specs, backend, store, stats=stats) if specs else []
@@ -174,9 +217,9 @@ def reduce_all(backend: Backend, store: Store, problems: Sequence[Problem], prom
             red = pair.reduction
             assert red is not None
             cont_tokens = r.tokens
-            r = finish_rationale(spec.problem, red.reduced_body + r.text, rid=r.id, prompt_id=r.prompt_id,
+            r = finish_rationale(spec.problem, red.reduced_body + lead + r.text, rid=r.id, prompt_id=r.prompt_id,
                                  model=r.model, sampling=r.sampling, index=r.sample_index,
-                                 tokens=pair.reduced_body_tokens + cont_tokens, prompt_tokens=r.prompt_tokens,
+                                 tokens=spec.meta["stated_tokens"] + cont_tokens, prompt_tokens=r.prompt_tokens,
                                  finish_reason=r.finish_reason, method="reduced", parent_id=pair.original.id,
                                  meta={**r.meta, "assembled": True, "continuation_tokens": cont_tokens})
             r.set_score(Score(kind="reduction", value=float(len(red.dropped)), by=backend.model or backend.name,
@@ -206,7 +249,7 @@ def run(ctx: Any) -> dict[str, Any]:
     red_stats = GenerationStats()
     threshold = option(opts, "threshold", 0.1)
     pairs = reduce_all(ctx.backend, ctx.store, problems, [s.prompt for s in specs], samples, threshold=threshold,
-                       answer_max_tokens=option(opts, "answer_max_tokens", 64), stats=red_stats)
+                       answer_max_tokens=option(opts, "answer_max_tokens", 16), stats=red_stats)
     reduced_sets = [[pr.reduced or pr.original for pr in row] for row in pairs]
     n = ctx.samples
     strategies = {
@@ -227,6 +270,8 @@ def run(ctx: Any) -> dict[str, Any]:
         "threshold": threshold,
         "strategies": strategies,
         "reduced": len(done),
+        "skipped_no_reasoning": sum(1 for row in pairs for pr in row
+                                    if pr.reduced is None and pr.original.answer is not None),
         "sentences": sum(len(pr.reduction.sentences) for pr in done if pr.reduction),
         "sentences_dropped": sum(len(pr.reduction.dropped) for pr in done if pr.reduction),
         "body_tokens": body_tokens,
