@@ -117,8 +117,8 @@ def vote_calibration(selections: Sequence[Selection], n_bins: int = 10) -> dict[
 
 def reliability_diagram(summaries: dict[str, dict[str, Any]], title: str = "reliability diagram") -> str:
     """An <img> with one reliability curve per summary (label -> ``calibration_summary``):
-    accuracy per bin against mean confidence per bin, marker size ~ bin count, the diagonal
-    is perfect calibration; a histogram of confidences below."""
+    accuracy per bin against mean confidence per bin, the shaded marker's size ~ bin count;
+    the diagonal is perfect calibration."""
     from ..report.html import new_figure, plot_img
 
     fig, ax = new_figure(6.0, 5.2)
@@ -129,8 +129,9 @@ def reliability_diagram(summaries: dict[str, dict[str, Any]], title: str = "reli
             continue
         xs, ys, ns = zip(*pts)
         ece = s.get("ece")
-        ax.plot(xs, ys, marker="o", label=f"{label} (ECE {ece:.3f}, n={s['n']})" if ece is not None else label)
-        ax.scatter(xs, ys, s=[20 + 180 * n / max(ns) for n in ns], alpha=.35)
+        (line,) = ax.plot(xs, ys, marker="o",
+                          label=f"{label} (ECE {ece:.3f}, n={s['n']})" if ece is not None else label)
+        ax.scatter(xs, ys, s=[20 + 180 * n / max(ns) for n in ns], alpha=.3, color=line.get_color())
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("confidence (mean per bin)")
