@@ -46,12 +46,13 @@ def _tool_checker(rel_tol: float):
 
 
 def best_path(tree: Tree) -> tuple[str, float] | None:
-    """(rationale id, value) of the finished path with the highest value."""
-    if not tree.paths:
-        return None
-    order = list(tree.paths.items())
-    pid, rec = max(enumerate(order), key=lambda kv: (kv[1][1].reward, kv[1][1].visits, -kv[0]))[1]
-    return pid, rec.reward
+    """(rationale id, value) of the finished path with the highest value (ties: more visits,
+    then the one found first)."""
+    best = None
+    for pid, rec in tree.paths.items():
+        if best is None or (rec.reward, rec.visits) > (tree.paths[best].reward, tree.paths[best].visits):
+            best = pid
+    return None if best is None else (best, tree.paths[best].reward)
 
 
 def mcts_search(problems: Sequence[Problem], backend: Backend, store: Store, scorer: Any = None, *,

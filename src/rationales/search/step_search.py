@@ -40,7 +40,7 @@ from ..records import Check, Problem, Sampling
 from ..store import Store
 from ..verify.answers import check_answer, normalize
 from .best_of_n import rationale_score
-from .tree import complete_paths, first_line, path_rationale, problem_prompt, propose_steps, step_answer
+from .tree import complete_paths, distinct_steps, path_rationale, problem_prompt, propose_steps, step_answer
 from .vote import Selection
 
 
@@ -69,7 +69,10 @@ class CountingBackend(Backend):
 
 
 def scorer_name(scorer: Any) -> str:
-    return str(getattr(scorer, "name", None) or type(scorer).__name__)
+    """The name a scorer's checks are recorded under (the same as ``score.prm.prm_checks``)."""
+    from ..score.prm import _scorer_name
+
+    return _scorer_name(scorer)
 
 
 def scorer_tokens(scorer: Any) -> int:
@@ -112,12 +115,7 @@ class _Chain:
 
 def _candidates(samples: Sequence[Any]) -> dict[str, int]:
     """Distinct non-empty candidate steps (text -> tokens of the sample that wrote it)."""
-    cands: dict[str, int] = {}
-    for s in samples:
-        text = first_line(s.text)
-        if text and text not in cands:
-            cands[text] = s.tokens
-    return cands
+    return {text: s.tokens for text, s in distinct_steps(samples).items()}
 
 
 def _finish(chains: Sequence[_Chain], spent: dict[str, int], backend: Backend, store: Store, *, method: str,

@@ -69,6 +69,16 @@ def first_line(text: str) -> str:
     return ""
 
 
+def distinct_steps(samples: Sequence[Rationale]) -> dict[str, Rationale]:
+    """Step text -> the first proposal that wrote it, for the distinct non-empty proposals."""
+    out: dict[str, Rationale] = {}
+    for s in samples:
+        text = first_line(s.text)
+        if text and text not in out:
+            out[text] = s
+    return out
+
+
 def problem_prompt(problem: Problem, template: str = "cot", examples: list[dict] | None = None) -> RenderedPrompt:
     return render(template, question=problem.question, context=problem.context, examples=examples or [])
 
@@ -354,13 +364,8 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
         for plan, samples in zip(todo, proposals):
             t, leaf, _ = plan
             leaf.expanded = True
-            seen: set[str] = set()
-            for s in samples:
-                t.tokens += s.tokens
-                text = first_line(s.text)
-                if not text or text in seen:
-                    continue
-                seen.add(text)
+            t.tokens += sum(s.tokens for s in samples)
+            for text, s in distinct_steps(samples).items():
                 step = Step(index=leaf.depth, text=text, span=(0, len(text)))
                 t.add_child(leaf, text, tokens=s.tokens, sample_id=s.id, check=check(step) if check else None)
             if leaf.children:
