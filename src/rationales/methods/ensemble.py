@@ -36,7 +36,7 @@ from ..generate import GenerationStats, SampleSpec, cot_specs, generate
 from ..records import Problem, Rationale, content_hash
 from ..search.vote import majority_vote
 from . import MethodContext
-from .formats import format_specs
+from .formats import CHUNK, format_specs
 
 DEFAULT_MEMBERS = ("cot", "cot_fewshot", "format:procedural", "format:subquestions")
 
@@ -78,7 +78,7 @@ def demonstration_pool(train: Sequence[Problem], ctx: MethodContext, stats: Gene
     if need:
         specs = cot_specs(need, n=ctx.samples, temperature=ctx.temperature, top_p=ctx.top_p,
                           max_tokens=ctx.max_tokens, seed=ctx.seed, method="cot")
-        for p, rs in zip(need, generate(specs, ctx.backend, ctx.store, stats=stats)):
+        for p, rs in zip(need, generate(specs, ctx.backend, ctx.store, stats=stats, chunk_size=CHUNK)):
             right = [r for r in rs if r.correct]
             if right:
                 pool.append({"question": p.question, "rationale": right[0].text.strip(), "problem_id": p.id})
@@ -128,10 +128,10 @@ def run(ctx: MethodContext) -> dict[str, Any]:
     specs: list[SampleSpec] = []
     for m, n in zip(members, counts):
         specs += member_specs(m, problems, n, ctx, demo_sets)
-    out = generate(specs, ctx.backend, ctx.store, stats=stats, on_progress=ctx.on_progress)
+    out = generate(specs, ctx.backend, ctx.store, stats=stats, on_progress=ctx.on_progress, chunk_size=CHUNK)
     # the single-prompt baseline, after the ensemble: its first samples are the ensemble's own
     single = generate(member_specs(members[0], problems, ctx.samples, ctx, demo_sets), ctx.backend, ctx.store,
-                      stats=stats, on_progress=ctx.on_progress)
+                      stats=stats, on_progress=ctx.on_progress, chunk_size=CHUNK)
 
     h = len(problems)
     per_member = [out[j * h:(j + 1) * h] for j in range(len(members))]

@@ -53,6 +53,8 @@ FORMATS: dict[str, str] = {
 }
 
 ANSWER_METHOD = "answer_from_rationale"
+#: specs per backend call: the llamacpp backend decodes all their samples as one continuous batch
+CHUNK = 32
 
 
 def parse_formats(value: str | Sequence[str] | None) -> list[str]:
@@ -107,7 +109,7 @@ def answer_from_rationales(pairs: Sequence[tuple[Problem, Rationale]], backend: 
     ``meta["answer_id"]``. Returns the updated rationales (also written to the store)."""
     if not pairs:
         return []
-    answers = generate(answer_specs(pairs, max_tokens=max_tokens), backend, store, stats=stats)
+    answers = generate(answer_specs(pairs, max_tokens=max_tokens), backend, store, stats=stats, chunk_size=CHUNK)
     updated = []
     for (problem, r), (ans,) in zip(pairs, answers):
         if "rationale_answer" not in r.meta:
@@ -137,7 +139,7 @@ def run_formats(problems: Sequence[Problem], backend: Backend, store: Store, *,
     stats = stats if stats is not None else GenerationStats()
     fmts = parse_formats(list(formats) if formats else None)
     specs = [s for fmt in fmts for s in format_specs(problems, fmt, decomposed=decomposed, max_tokens=max_tokens)]
-    out = generate(specs, backend, store, stats=stats, on_progress=on_progress)
+    out = generate(specs, backend, store, stats=stats, on_progress=on_progress, chunk_size=CHUNK)
     by_format: dict[str, list[Rationale]] = {}
     for i, fmt in enumerate(fmts):
         by_format[fmt] = [rs[0] for rs in out[i * len(problems):(i + 1) * len(problems)]]

@@ -52,6 +52,7 @@ from ..records import Problem, Rationale, content_hash
 from ..search.vote import greedy, majority_vote
 from ..store import Store
 from . import MethodContext
+from .formats import CHUNK
 
 SELECTIONS = ("random", "similar", "contrastive")
 VARIANTS = ("cot", "mistakes", "cot_plus")
@@ -176,7 +177,7 @@ def mine_mistakes(train: Sequence[Problem], backend: Backend, store: Store, *, n
     from its first wrong sample. Returns (demonstrations, all training samples)."""
     specs = cot_specs(train, n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
                       method="cot")
-    samples = generate(specs, backend, store, stats=stats, on_progress=on_progress)
+    samples = generate(specs, backend, store, stats=stats, on_progress=on_progress, chunk_size=CHUNK)
     demos = []
     for p, rs in zip(train, samples):
         wrong = [r for r in rs if r.correct is False and r.answer is not None]
@@ -268,7 +269,8 @@ def explain_mistakes(demos: Sequence[Demo], backend: Backend, store: Store, *, s
                         n=1, temperature=0.0, max_tokens=max_tokens, method="mistake_explanation",
                         parent_id=d.wrong.id)
              for d in unique]
-    texts = {d.wrong.id: rs[0].text.strip() for d, rs in zip(unique, generate(specs, backend, store, stats=stats))}
+    out = generate(specs, backend, store, stats=stats, chunk_size=CHUNK)
+    texts = {d.wrong.id: rs[0].text.strip() for d, rs in zip(unique, out)}
     for d in need:
         d.explanation = texts[d.wrong.id] or "(no explanation)"
 
@@ -318,7 +320,7 @@ def compare(ctx: MethodContext, cfg: MistakesConfig) -> dict[str, Any]:
         if cfg.vote > 0:
             specs += variant_specs(v, heldout, demos, cfg, n=cfg.vote, temperature=ctx.temperature,
                                    top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed)
-    out = generate(specs, ctx.backend, ctx.store, stats=stats, on_progress=ctx.on_progress)
+    out = generate(specs, ctx.backend, ctx.store, stats=stats, on_progress=ctx.on_progress, chunk_size=CHUNK)
 
     strategies: dict[str, dict[str, Any]] = {}
     by_variant: dict[str, list[Rationale]] = {}

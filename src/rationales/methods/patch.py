@@ -42,7 +42,7 @@ from ..records import Problem, Rationale
 from ..stats import wilson_interval
 from ..store import Store
 from . import MethodContext
-from .formats import FORMATS, answer_from_rationales, decomposed_selection, parse_formats, run_formats
+from .formats import CHUNK, FORMATS, answer_from_rationales, decomposed_selection, parse_formats, run_formats
 
 FEEDBACK_SOURCES = ("model", "gold", "wrong")
 PATCH_METHOD = "patch"
@@ -164,7 +164,7 @@ def model_feedback(pairs: Sequence[tuple[Problem, Rationale]], backend: Backend,
                         n=1, temperature=0.0, max_tokens=max_tokens, method=FEEDBACK_METHOD, parent_id=r.id,
                         meta={"format": format_of(r)})
              for p, r in pairs]
-    out = generate(specs, backend, store, stats=stats) if specs else []
+    out = generate(specs, backend, store, stats=stats, chunk_size=CHUNK) if specs else []
     return [rs[0].text.strip() or "The answer is wrong; check the steps." for rs in out]
 
 
@@ -200,7 +200,7 @@ def patch_rationales(triples: Sequence[tuple[Rationale, Problem, FeedbackItem]],
     store it as a child of the old rationale. Cached: the same feedback is never re-run."""
     if not triples:
         return []
-    patches = generate(patch_specs(triples, max_tokens=max_tokens), backend, store, stats=stats)
+    patches = generate(patch_specs(triples, max_tokens=max_tokens), backend, store, stats=stats, chunk_size=CHUNK)
     patched = answer_from_rationales([(problem, rs[0]) for (_, problem, _), rs in zip(triples, patches)],
                                      backend, store, max_tokens=answer_max_tokens, stats=stats)
     return [PatchResult(parent, patch, item.feedback, format_of(parent))
