@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from rationales.methods.mistakes import MistakesConfig, compare
     from rationales.methods.patch import (FeedbackItem, gold_feedback, patch_rationales, read_feedback_jsonl,
                                           resolve_items, success_by_format, write_feedback_jsonl)
+    from rationales.methods.patch import write_report as write_patch_report
     from rationales.pipeline import strategy_row
     from rationales.store import Store
     from rationales.tasks import load_task
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'all':<17} {'':>6} {'':>16} {a['wrong_parents']:>6} {a['fixed']:>6} "
                       f"{a['success_rate']:>8.3f} [{a['ci_low']:.3f}, {a['ci_high']:.3f}]")
                 results["patch_all"] = a
-            print(f"({stats.new} new / {stats.cached} cached calls, {t_patch:.0f}s)")
+            report = write_patch_report(out, {"task": args.task, "model": backend.model, "feedback_source": "gold",
+                                              "patches": len(patched), "patch_success": success}, patched, store)
+            print(f"({stats.new} new / {stats.cached} cached calls, {t_patch:.0f}s; report {report})")
             results["patch_time_s"] = round(t_patch, 1)
     backend.close()
     out.mkdir(parents=True, exist_ok=True)
