@@ -75,6 +75,8 @@ def test_listings(capsys, tmp_path, script):
     assert cli(capsys, "--help")[0] == 0
     code, out, _ = cli(capsys, "backends")
     assert code == 0 and all(n in out for n in ("llamacpp", "openai", "transformers", "fake"))
+    code, out, _ = cli(capsys, "methods")
+    assert code == 0 and all(n in out for n in ("mistakes", "formats", "patch", "utility", "calibration"))
     code, out, _ = cli(capsys, "tasks", "basic_arith")
     assert code == 0 and "reasoning_gym:basic_arithmetic" in out
     cli(capsys, *run_args(tmp_path, script, "--json"))

@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     app.command("models")(models_cmd)
     app.command("export")(export_cmd)
     app.command("runs")(runs_cmd)
+    app.command("methods")(methods_cmd)
 
 
 def task_mapping(question_col: str, answer_col: str, context_col: Optional[str], answer_type: str) -> dict:
@@ -179,4 +180,19 @@ def runs_cmd(store: str = StoreOpt, json_out: bool = JsonOpt) -> None:
         s = r["summary"] or {}
         t.add_row(r["id"], r["command"], str(r["config"].get("task", "")), "yes" if r["finished"] else "no",
                   str(s.get("samples_new", "")), str(s.get("samples_cached", "")))
+    out_console.print(t)
+
+
+def methods_cmd() -> None:
+    """List the methods that `run --method NAME` accepts."""
+    from rich.table import Table
+
+    from ..methods import METHODS
+
+    t = Table(title="methods (rationales run TASK --method NAME)")
+    t.add_column("name")
+    t.add_column("description")
+    t.add_row("cot", "chain-of-thought sampling, greedy vs self-consistency vote (the default)")
+    for name, (_, desc) in METHODS.items():
+        t.add_row(name, desc)
     out_console.print(t)
