@@ -213,6 +213,27 @@ def test_duplicate_and_empty_proposals(store):
     assert tree.tokens == 15 + 3 + 12
 
 
+def test_lockstep_trees_equal_separate_runs(problem, tmp_path):
+    """Two problems' trees advance together (one batched call per phase) yet each ends exactly
+    as when searched alone."""
+    from rationales.score.grounded import grounded_trees
+    from rationales.store import Store
+
+    other = Problem.make("What is 4 + 3 * 4?", 16, answer_type="number")
+    together_fake = FakeBackend(script=arithmetic_script)
+    with Store(tmp_path / "a.sqlite") as st:
+        together = grounded_trees([problem, other], together_fake, st, rollouts=4, children=2)
+    with Store(tmp_path / "b.sqlite") as st:
+        alone = [grounded_mcts(p, FakeBackend(script=arithmetic_script), st, rollouts=4, children=2)
+                 for p in (problem, other)]
+    for t, a in zip(together, alone):
+        assert [(n.text, n.visits, n.value_sum) for n in t.nodes] == [(n.text, n.visits, n.value_sum) for n in a.nodes]
+        assert t.tokens == a.tokens
+    assert together[1].rationales[0].problem_id == other.id
+    # 4 iterations x (at most one expansion call + one rollout call), not one call per tree
+    assert together_fake.calls <= 8
+
+
 def test_grounded_needs_gold(store):
     p = Problem.make("What is 2 + 2?")
     with pytest.raises(RationalesError, match="gold"):
