@@ -158,9 +158,14 @@ def check_choice(problem: Problem, answer: str) -> bool:
 
 
 def check_reasoning_gym(problem: Problem, answer: str) -> bool:
+    """The task's own scorer; a numeric answer in LaTeX or decimal dress ("\\(-4\\)", "$-4$",
+    "-4.0") is also tried in its plain normalised form, which those scorers compare exactly."""
     from ..tasks.reasoning_gym import score_entry
 
-    return score_entry(problem, answer) >= 1.0
+    if score_entry(problem, answer) >= 1.0:
+        return True
+    plain = normalize(answer) if parse_number(answer) is not None else None
+    return plain is not None and plain != answer and score_entry(problem, plain) >= 1.0
 
 
 def check_answer(problem: Problem, answer: str | None, rel_tol: float = 1e-6) -> bool | None:
