@@ -113,6 +113,15 @@ def test_cli_compare_json_sweep_and_report(tmp_path, capsys):
     assert "tool_vote@28" in out and "report:" in out
 
 
+def test_reasoning_gym_numbers_in_latex_dress_count():
+    """basic_arithmetic's scorer compares strings; "\\(-4\\)" or "-4.0" is the same number."""
+    from rationales.verify.answers import check_answer
+
+    p = next(q for q in load_task("reasoning_gym:basic_arithmetic", size=20, seed=0) if q.gold == "-4")
+    assert [check_answer(p, a) for a in ("-4", "\\(-4\\)", "$-4$", "-4.0", "\\boxed{-4}")] == [True] * 5
+    assert [check_answer(p, a) for a in ("4", "\\(-5\\)", "-4 or 4", "")] == [False] * 4
+
+
 def test_compare_needs_gold_and_sane_settings(tmp_path, store):
     from rationales.errors import RationalesError
     from rationales.records import Problem

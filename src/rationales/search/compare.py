@@ -40,6 +40,7 @@ from ..errors import RationalesError, UnknownNameError
 from ..generate import GenerationStats, cot_specs, generate
 from ..records import Problem, Rationale, Score
 from ..store import Store
+from ..verify.answers import check_answer
 from .vote import Selection
 
 STRATEGIES: dict[str, str] = {
@@ -265,7 +266,10 @@ def run_strategy(name: str, params: dict[str, int], problems: Sequence[Problem],
 
     c = ctx.cfg
     if name == "greedy":
-        return [greedy(p, r) for p, r in zip(problems, ctx.greedy(problems))]
+        sels = [greedy(p, r) for p, r in zip(problems, ctx.greedy(problems))]
+        for p, sel in zip(problems, sels):  # checked now, like every other strategy's answer
+            sel.correct = check_answer(p, sel.answer)
+        return sels
     if name == "adaptive":
         from .adaptive import adaptive_consistency
 
