@@ -207,6 +207,26 @@ def test_greedy_step_search_finishes_a_cut_chain_by_continuation(p14, store):
         greedy_step_search([p14], fake, store, table_prm(STEP_TABLE), temperature=0.0)
 
 
+def test_layout_only_lines_are_not_steps(p14, store):
+    """'\\[' / '\\]' lines (display maths) are dropped like empty ones; when nothing else is
+    proposed the chain is finished by a continuation."""
+    def script(prompt, seed, index):
+        tail = prompt.split(ASSISTANT)[-1]
+        if tail == "":
+            return ["\\[", "3 * 4 = 12", "\\["][index % 3]
+        if tail.endswith("3 * 4 = 12\n"):
+            return "\\]\nThe answer is 14."
+        return "The answer is 0."
+
+    sel, = greedy_step_search([p14], FakeBackend(script=script), store, table_prm({"3 * 4 = 12": 0.1}), n=3)
+    r = store.get_rationale(sel.chosen)
+    # step 1: only '3 * 4 = 12' is a step (low reward, still the only choice); step 2: all three
+    # proposals are '\\]' -> the chain ends and the continuation writes the rest
+    assert [s.text for s in r.steps] == ["3 * 4 = 12", "\\]", "The answer is 14."]
+    assert sel.answer == "14" and sel.meta["steps"] == 1 and sel.meta["finished_by_continuation"] is True
+    assert sel.tokens == (1 + 5 + 1) + 3 * 1 + 5  # '\\[' counts 1 token, the continuation 5
+
+
 BEAM_TABLE = {"Let x be the cost.": 0.9, "Let y be the price.": 0.8, "Guess wildly.": 0.3,
               "The answer is 5.": 0.9, "The answer is 6.": 0.4, "The answer is 9.": 0.1,
               "The answer is 7.": 0.95, "The answer is 8.": 0.2, "The answer is 3.": 0.1}

@@ -17,7 +17,8 @@ the generative PRM, or a tool-check scorer), all candidates of one step in one b
   every kept beam is finished or after ``max_steps``.
 
 Choices where the papers are silent: identical candidates are merged (their tokens still
-count); ties go to the earlier candidate; a reward the scorer could not produce (an unparsed
+count); empty and layout-only candidates ("\\[", "```") are dropped; ties go to the earlier
+candidate; a reward the scorer could not produce (an unparsed
 generative verdict, None) ranks as 0.5 (undecided); a chain that reaches ``max_steps``
 without an answer, or whose candidates are all empty, is finished by one plain continuation so
 it still states an answer (those tokens count too). Tokens spent = every generated token of
@@ -194,7 +195,7 @@ def greedy_step_search(problems: Sequence[Problem], backend: Backend, store: Sto
         for c, cands in zip(live, per_chain):
             if scoring and items:
                 spent[c.problem.id] += round(scoring * len(cands) / len(items))
-            if not cands:  # the model wants to stop here
+            if not cands:  # the model wants to stop (or only to open display maths) here
                 c.done = True
                 continue
             texts, rw = list(cands), rewards[i:i + len(cands)]

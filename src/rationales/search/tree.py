@@ -20,9 +20,9 @@ The maths (hand-checked in ``tests/test_grounded.py``):
   ``max_depth``; simulate: a rollout from the node to the end of the rationale (one sample with
   no stop), or nothing when the node is terminal; value the finished path; back up.
 * A node is terminal when its step states a final answer (``step_answer``). A node whose
-  proposals are all empty (the model wanted to stop or to write a blank line) gets no children
-  and is valued by rollouts only. Identical proposals of one node are merged (their tokens
-  still count as spent).
+  proposals are all empty or layout-only ("\\[", "```": the model wanted to stop, or to open
+  display maths on a line of its own) gets no children and is valued by rollouts only.
+  Identical proposals of one node are merged (their tokens still count as spent).
 
 Trees of many problems advance in lockstep, so each iteration is one batched ``generate`` call
 for all expansions and one for all rollouts (llama.cpp decodes them as parallel sequences).
@@ -69,12 +69,18 @@ def first_line(text: str) -> str:
     return ""
 
 
+_CONTENT = re.compile(r"[^\W_]")  # a letter or digit
+
+
 def distinct_steps(samples: Sequence[Rationale]) -> dict[str, Rationale]:
-    """Step text -> the first proposal that wrote it, for the distinct non-empty proposals."""
+    """Step text -> the first proposal that wrote it, for the distinct proposals with content.
+    Empty lines and layout-only lines ("\\[", "\\]", "```", "---") are not steps: small models
+    put display maths on lines of their own, and a search that keeps such a line has spent a
+    step on nothing a verifier can judge."""
     out: dict[str, Rationale] = {}
     for s in samples:
         text = first_line(s.text)
-        if text and text not in out:
+        if _CONTENT.search(text) and text not in out:
             out[text] = s
     return out
 
