@@ -81,11 +81,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-parallel", type=int, default=0, help="default: problems x samples")
     ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--flash-attn", type=int, choices=[0, 1], default=None,
+                    help="flash attention on both sides (default: the backend's default)")
     args = ap.parse_args()
 
     n_par = args.n_parallel or args.problems * args.samples
+    fa = {} if args.flash_attn is None else {"flash_attn": bool(args.flash_attn)}
     backend = LlamaCppBackend(model=args.model, n_ctx=4096, n_threads=args.threads, n_parallel=n_par,
-                              ignore_eos=True)
+                              ignore_eos=True, **fa)
     llm = backend.llm
     problems = [PROBLEMS[i % len(PROBLEMS)] for i in range(args.problems)]
     prompts = [backend.render(messages(p, args.shots)) for p in problems]
@@ -93,7 +96,7 @@ def main() -> None:
     eog = [t for t in range(backend.n_vocab) if backend.is_eog(t)]
     bias = {t: -1e9 for t in eog}
     print(f"model {backend.model}; {args.problems} problems x {args.samples} samples x {args.tokens} tokens; "
-          f"prompt tokens {n_prompt}; threads {args.threads}; n_parallel {n_par}; "
+          f"prompt tokens {n_prompt}; threads {args.threads}; n_parallel {n_par}; flash_attn {backend.flash_attn}; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}", flush=True)
 
     def batched() -> tuple[float, int]:

@@ -35,7 +35,9 @@ def test_greedy_matches_create_completion(small_model, messages):
     prompt = small_model.render(messages)
     small_model.llm.reset()
     ref = small_model.llm.create_completion(prompt, max_tokens=24, temperature=0.0)
-    ours = _greedy(small_model, messages)
+    # create_completion runs past max_tokens to finish a multi-byte character; our backend stops
+    # at max_tokens exactly (and drops the incomplete bytes), so ask for the tokens it produced
+    ours = _greedy(small_model, messages, max_tokens=ref["usage"]["completion_tokens"])
     assert ours.text == ref["choices"][0]["text"]
     assert ours.tokens == ref["usage"]["completion_tokens"]
     assert ours.finish_reason == ref["choices"][0]["finish_reason"]
@@ -79,6 +81,27 @@ def test_many_requests_order_indices_callbacks_and_schedule(small_model):
     finally:
         small_model.n_parallel = old
     assert [[c.text for c in r.completions] for r in again] == [[c.text for c in r.completions] for r in res]
+
+
+def test_on_sample_may_score_but_not_generate(small_model):
+    """logprobs() inside on_sample works (MC / PRM scoring as samples land); a nested generate()
+    would clobber the running batch's KV cells, so it is refused with a clear error."""
+    scores, errors = [], []
+
+    def on_sample(r, comp):
+        scores.append(small_model.logprobs("1, 2, 3,", [" 4"])[0].logprob)
+        try:
+            small_model.generate([GenerationRequest(prompt="a", seeds=[0], max_tokens=2)])
+        except BackendError as e:
+            errors.append(str(e))
+
+    res = small_model.generate([GenerationRequest(prompt="Count: 1, 2,", seeds=[0, 1], temperature=0.7,
+                                                  max_tokens=6)], on_sample=on_sample)
+    assert len(res[0].completions) == 2 and all(c.tokens == 6 for c in res[0].completions)
+    assert len(scores) == 2 and scores[0] == pytest.approx(scores[1]) and scores[0] < 0
+    assert len(errors) == 2 and "inside its own on_sample callback" in errors[0]
+    # the backend is usable afterwards
+    assert len(small_model.generate([GenerationRequest(prompt="a", seeds=[0], max_tokens=2)])[0].completions) == 1
 
 
 def test_stop_strings_trim_the_text(small_model):

@@ -13,7 +13,14 @@ keeps each sequence's arithmetic independent of its neighbours):
   contiguous (llama.cpp splits a batch into one micro-batch per run of consecutive sequence
   ids, and each micro-batch costs a full pass over the weights);
 * each sample draws from ``numpy.random.default_rng(seed)`` (one uniform per token), so the
-  same seed gives the same text on a rerun and different seeds give different samples.
+  same seed gives the same text on a rerun and different seeds give different samples; the
+  rows do not depend on which other sequences share the batch, so the schedule
+  (``n_parallel``) does not change the samples either.
+
+``logprobs`` evaluates the prompt once (slot 0, kept for the next call with the same prefix),
+copies it to one slot per continuation and reads logits only at continuation positions. It
+runs in a second context without flash attention by default (llama.cpp's CPU flash attention
+accumulates in f16).
 
 Sizes are checked in Python before every llama.cpp call: overfilling a sequence's cells or a
 batch aborts the whole process inside llama.cpp.
@@ -161,10 +168,13 @@ class LlamaCppBackend(Backend):
     name = "llamacpp"
 
     def __init__(self, model: str = DEFAULT_MODEL, n_ctx: int = 4096, n_threads: int = 2, n_parallel: int = 16,
-                 flash_attn: bool = True, verbose: bool = False, ignore_eos: bool = False, n_batch: int = 512,
+                 flash_attn: bool = False, verbose: bool = False, ignore_eos: bool = False, n_batch: int = 512,
                  score_flash_attn: bool = False, **_: Any):
         """``n_ctx``: tokens (prompt + completion) per sequence; ``n_parallel``: sequences decoded
         together; ``ignore_eos``: never sample end-of-generation tokens (benchmarks);
+        ``flash_attn``: flash attention for generation (off by default: on our 2-core CPU machine
+        it made 32 parallel Qwen-0.5B sequences at ~600 tokens of context 30% slower, 43 vs 61
+        tok/s, and single-sequence decoding no faster; try ``-o flash_attn=true`` on yours);
         ``score_flash_attn``: flash attention for ``logprobs`` too (off: llama.cpp's CPU flash
         attention accumulates in f16, which moved SmolLM2 token logprobs by up to 0.2 nats)."""
         try:
@@ -182,7 +192,8 @@ class LlamaCppBackend(Backend):
         self.ignore_eos = bool(ignore_eos)
         self.score_flash_attn = bool(score_flash_attn)
         self._n_batch_min = max(32, int(n_batch))
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # one call at a time; logprobs() may run inside on_sample
+        self._generating = False
         self._gen: _Context | None = None  # generation (flash attention as configured)
         self._score: _Context | None = None  # logprobs
         self.llm: Any = None
@@ -356,7 +367,14 @@ class LlamaCppBackend(Backend):
     def generate(self, requests: Sequence[GenerationRequest],
                  on_sample: OnSample | None = None) -> list[GenerationResult]:
         with self._lock:
-            return self._generate(list(requests), on_sample)
+            if self._generating:
+                raise BackendError("LlamaCppBackend.generate() was called from inside its own on_sample callback; "
+                                   "collect the samples and call it again afterwards.")
+            self._generating = True
+            try:
+                return self._generate(list(requests), on_sample)
+            finally:
+                self._generating = False
 
     def _generate(self, requests: list[GenerationRequest], on_sample: OnSample | None) -> list[GenerationResult]:
         if self.llm is None:
@@ -397,33 +415,50 @@ class LlamaCppBackend(Backend):
 
     @staticmethod
     def _admit(ctx: _Context, slots: list[_Slot], waiting: deque[_Job]) -> None:
-        """Fill free slots from the queue (sharing prompt KV), then keep busy slots contiguous."""
+        """Fill free slots from the queue (sharing prompt KV), then keep busy slots contiguous.
+
+        A job whose prompt some slot holds gets a copy of that slot's cells minus the prompt's
+        last token (re-decoded for fresh logits); a job whose prompt is still being evaluated
+        waits; otherwise it evaluates its prompt itself."""
+        holders: dict[_Prompt, list[int]] = {}
+        for i, o in enumerate(slots):
+            if o.prompt is not None:
+                holders.setdefault(o.prompt, []).append(i)
         for s_i, slot in enumerate(slots):
-            if slot.job is not None or not waiting:
+            if slot.job is not None:
                 continue
+            chosen = None
             for w_i, job in enumerate(waiting):
                 pr = job.prompt
                 n_keep = len(pr.tokens) - 1
                 if slot.prompt is pr and slot.n_past >= n_keep and not slot.touched:
                     ctx.seq_rm(s_i, n_keep)  # reuse this slot's own prompt cells
+                    chosen = w_i
                     break
-                donor = next((d for d, o in enumerate(slots) if o.prompt is pr and o.n_past >= n_keep
-                              and not o.touched and d != s_i), None)
+                held = holders.get(pr, [])
+                donor = next((d for d in held if d != s_i and slots[d].n_past >= n_keep
+                              and not slots[d].touched), None)
                 if donor is not None:
                     ctx.seq_cp(donor, s_i)
                     ctx.seq_rm(s_i, n_keep)
                     slot.touched = True
+                    chosen = w_i
                     break
-                if any(o.prompt is pr for o in slots):
+                if any(d != s_i for d in held):
                     continue  # its prompt is being evaluated in another slot: wait for it
                 ctx.seq_rm(s_i)
-                n_keep = 0
+                n_keep, chosen = 0, w_i
                 break
-            else:
-                continue
-            del waiting[w_i]
-            slot.job, slot.prompt, slot.n_past = job, pr, n_keep
-            job.pending = pr.tokens[n_keep:]
+            if chosen is None:
+                break  # nothing waiting can start this step
+            job = waiting[chosen]
+            del waiting[chosen]
+            if slot.prompt is not None and slot.prompt is not job.prompt:
+                holders[slot.prompt].remove(s_i)
+            if s_i not in holders.setdefault(job.prompt, []):
+                holders[job.prompt].append(s_i)
+            slot.job, slot.prompt, slot.n_past = job, job.prompt, n_keep
+            job.pending = job.prompt.tokens[n_keep:]
         if waiting:
             return
         # nothing waits: move the highest busy slots down into the holes
