@@ -9,15 +9,18 @@ Register a method by adding it to ``METHODS`` (name -> "module:function", descri
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend
 from ..errors import UnknownNameError
-from ..records import Problem
+from ..records import Problem, Rationale
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..generate import GenerationStats, SampleSpec
 
 #: name -> ("module:function", one-line description)
 METHODS: dict[str, tuple[str, str]] = {}
@@ -65,6 +68,23 @@ class MethodContext:
     options: dict[str, Any] = field(default_factory=dict)
     on_progress: Callable[[int], None] | None = None
 
+    def cot_specs(self, template: str = "cot") -> list[SampleSpec]:
+        """``samples`` CoT rationales per problem with this run's sampling settings (method
+        "cot"): the samples the trust methods start from, shared through the store with
+        ``rationales run`` and with each other."""
+        from ..generate import cot_specs
+
+        return cot_specs(self.problems, template=template, n=self.samples, temperature=self.temperature,
+                         top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed, method="cot")
+
+    def sample(self, specs: Sequence[SampleSpec]) -> tuple[list[list[Rationale]], GenerationStats]:
+        """The rationales of ``specs`` (generated or read from the store, with this run's
+        progress callback) and the counts of new and cached samples."""
+        from ..generate import GenerationStats, generate
+
+        stats = GenerationStats()
+        return generate(list(specs), self.backend, self.store, on_progress=self.on_progress, stats=stats), stats
+
 
 def method_function(name: str) -> Callable[[MethodContext], dict[str, Any]]:
     if name not in METHODS:
@@ -76,13 +96,13 @@ def method_function(name: str) -> Callable[[MethodContext], dict[str, Any]]:
 def run_method(name: str, *, task: str, backend: str, model: str | None, samples: int, limit: int | None,
                size: int, seed: int, temperature: float, max_tokens: int, store: str, out: str,
                base_url: str | None, json_out: bool, options: dict[str, Any] | None = None,
-               backend_options: dict[str, Any] | None = None) -> None:
+               backend_options: dict[str, Any] | None = None, task_options: dict[str, Any] | None = None) -> None:
     """CLI entry for ``rationales run --method NAME`` (loads task, backend, store; prints summary)."""
     from ..cli.common import err_console, make_backend, open_store, out_console, print_json, strategies_table
     from ..tasks import load_task
 
     fn = method_function(name)
-    problems = load_task(task, size=size, seed=seed, limit=limit)
+    problems = load_task(task, size=size, seed=seed, limit=limit, **(task_options or {}))
     with open_store(store) as st:
         be = make_backend(backend, model, base_url, **(backend_options or {}))
         try:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend
-from ..generate import GenerationStats, SampleSpec, continuation_prompt, cot_specs, finish_rationale, generate
+from ..generate import GenerationStats, SampleSpec, continuation_prompt, finish_rationale, generate
 from ..prompts import RenderedPrompt
 from ..records import Problem, Rationale, Score, content_hash
 from ..search.vote import majority_vote
@@ -240,11 +240,8 @@ def run(ctx: Any) -> dict[str, Any]:
     from ..pipeline import strategy_row
 
     opts = ctx.options
-    specs = cot_specs(ctx.problems, template=option(opts, "template", "cot"), n=ctx.samples,
-                      temperature=ctx.temperature, top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed,
-                      method="cot")
-    stats = GenerationStats()
-    samples = generate(specs, ctx.backend, ctx.store, on_progress=ctx.on_progress, stats=stats)
+    specs = ctx.cot_specs(option(opts, "template", "cot"))
+    samples, stats = ctx.sample(specs)
     problems = [s.problem for s in specs]
     red_stats = GenerationStats()
     threshold = option(opts, "threshold", 0.1)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..generate import GenerationStats, cot_specs, finish_rationale, generate
+from ..generate import cot_specs, finish_rationale
 from ..records import Problem, Rationale, Score
 from ..search.vote import Selection, majority_vote
 from ..verify.answers import check_answer, extract_answer, normalize
@@ -232,14 +232,11 @@ def run(ctx: Any) -> dict[str, Any]:
 
     opts = ctx.options
     n_bins = option(opts, "bins", 10)
-    specs = cot_specs(ctx.problems, template=option(opts, "template", "cot"), n=ctx.samples,
-                      temperature=ctx.temperature, top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed,
-                      method="cot")
+    specs = ctx.cot_specs(option(opts, "template", "cot"))
     verbal = option(opts, "verbal", True)
     verbal_specs = cot_specs(ctx.problems, template="cot_confidence", n=1, temperature=0.0,
                              max_tokens=ctx.max_tokens, method="cot_confidence") if verbal else []
-    stats = GenerationStats()
-    out = generate([*specs, *verbal_specs], ctx.backend, ctx.store, on_progress=ctx.on_progress, stats=stats)
+    out, stats = ctx.sample([*specs, *verbal_specs])
     samples, verbal_rs = out[:len(specs)], [rs[0] for rs in out[len(specs):]]
     problems = [s.problem for s in specs]
     for rs in samples:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend
-from ..generate import GenerationStats, SampleSpec, cot_specs, generate
+from ..generate import GenerationStats, SampleSpec, generate
 from ..prompts import render
 from ..records import Problem, Rationale, Score
 from ..search.vote import Selection, majority_vote
@@ -264,11 +264,8 @@ def run(ctx: Any) -> dict[str, Any]:
     from ..pipeline import strategy_row
 
     opts = ctx.options
-    specs = cot_specs(ctx.problems, template=option(opts, "template", "cot"), n=ctx.samples,
-                      temperature=ctx.temperature, top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed,
-                      method="cot")
-    stats = GenerationStats()
-    samples = generate(specs, ctx.backend, ctx.store, on_progress=ctx.on_progress, stats=stats)
+    specs = ctx.cot_specs(option(opts, "template", "cot"))
+    samples, stats = ctx.sample(specs)
     problems = [s.problem for s in specs]
     probe_stats = GenerationStats()
     probes = score_faithfulness(ctx.backend, ctx.store, problems, samples, ratio=option(opts, "mask_ratio", 0.3),

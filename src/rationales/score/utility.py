@@ -40,7 +40,7 @@ from typing import Any
 
 from ..backends.base import Backend, ContinuationScore
 from ..errors import RationalesError
-from ..generate import GenerationStats, cot_specs, continuation_prompt, generate, steps_prefix
+from ..generate import continuation_prompt, steps_prefix
 from ..prompts import RenderedPrompt
 from ..records import Problem, Rationale, Score
 from ..search.vote import Selection, majority_vote, weighted_vote
@@ -252,10 +252,8 @@ def run(ctx: Any) -> dict[str, Any]:
     opts = ctx.options
     template = option(opts, "template", "cot")
     scorer = AnswerScorer(ctx.backend, option(opts, "answer_template", ANSWER_TEMPLATE))
-    specs = cot_specs(ctx.problems, template=template, n=ctx.samples, temperature=ctx.temperature,
-                      top_p=ctx.top_p, max_tokens=ctx.max_tokens, seed=ctx.seed, method="cot")
-    stats = GenerationStats()
-    samples = generate(specs, ctx.backend, ctx.store, on_progress=ctx.on_progress, stats=stats)
+    specs = ctx.cot_specs(template)
+    samples, stats = ctx.sample(specs)
     for spec, rs in zip(specs, samples):
         score_utility(ctx.backend, spec.problem, rs, spec.prompt, per_step=option(opts, "per_step", True),
                       scorer=scorer)
