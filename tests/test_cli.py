@@ -169,3 +169,19 @@ def test_disk_full_loses_no_stored_sample(capsys, tmp_path, script, monkeypatch)
                          "--store", path, "--out", tmp_path / "o", "--json")
     assert code == 0, err
     assert json.loads(out)["samples_cached"] == kept
+
+
+def test_run_method_reads_file_tasks_with_their_column_options(capsys, tmp_path, script):
+    """`run FILE --question-col q --answer-col a --method NAME` loads the file with that mapping,
+    as plain `run` does (it used to ignore the column options)."""
+    f = tmp_path / "mine.jsonl"
+    f.write_text(json.dumps({"q": "Tom has 12 apples. He gives 5 away and buys 8. How many?", "a": "15"}) + "\n")
+    args = ["run", f, "--question-col", "q", "--answer-col", "a", "--backend", "fake", "--model", script,
+            "-n", "3", "--store", tmp_path / "s.sqlite", "--out", tmp_path / "out", "--json"]
+    code, out, err = cli(capsys, *args, "--method", "calibration")
+    assert code == 0, err
+    m = json.loads(out)
+    assert m["problems"] == 1 and m["samples_new"] == 4  # 3 CoT samples + 1 verbal-confidence answer
+    assert m["strategies"]["vote@3"]["accuracy"] == 1.0  # [15, 16, 15] votes 15, the file's gold
+    line = one_line_error(*cli(capsys, *args[:2], *args[6:], "--method", "calibration")[::2])
+    assert "--question-col" in line  # without the mapping the file has no 'question' column

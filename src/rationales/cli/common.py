@@ -30,6 +30,18 @@ JsonOpt = typer.Option(False, "--json", help="Print the summary as one JSON obje
 BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (openai backend).")
 BackendOptsOpt = typer.Option(None, "--backend-opt", "-o",
                               help="Extra backend option KEY=VALUE (repeatable), e.g. -o n_ctx=8192 -o n_parallel=32.")
+QuestionColOpt = typer.Option("question", help="File tasks: question column.")
+AnswerColOpt = typer.Option("answer", help="File tasks: gold answer column.")
+ContextColOpt = typer.Option(None, help="File tasks: context column.")
+AnswerTypeOpt = typer.Option("auto", help="File tasks: auto | number | math | exact | choice.")
+
+
+def task_mapping(question_col: str, answer_col: str, context_col: str | None, answer_type: str) -> dict[str, str]:
+    """The file-task column options as ``load_task`` keywords."""
+    m = {"question_col": question_col, "answer_col": answer_col, "answer_type": answer_type}
+    if context_col:
+        m["context_col"] = context_col
+    return m
 
 
 def parse_backend_opts(pairs: list[str] | None) -> dict[str, Any]:

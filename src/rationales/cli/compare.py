@@ -6,8 +6,9 @@ from typing import Optional
 
 import typer
 
-from .common import (BackendOpt, BackendOptsOpt, BaseUrlOpt, JsonOpt, ModelOpt, OutOpt, StoreOpt, err_console,
-                     make_backend, open_store, out_console, parse_backend_opts, print_json, progress_bar)
+from .common import (AnswerColOpt, AnswerTypeOpt, BackendOpt, BackendOptsOpt, BaseUrlOpt, ContextColOpt, JsonOpt,
+                     ModelOpt, OutOpt, QuestionColOpt, StoreOpt, err_console, make_backend, open_store, out_console,
+                     parse_backend_opts, print_json, progress_bar, task_mapping)
 
 
 def register(app: typer.Typer) -> None:
@@ -41,10 +42,10 @@ def compare_cmd(
     out: str = OutOpt,
     base_url: Optional[str] = BaseUrlOpt,
     backend_opt: Optional[list[str]] = BackendOptsOpt,
-    question_col: str = typer.Option("question", help="File tasks: question column."),
-    answer_col: str = typer.Option("answer", help="File tasks: gold answer column."),
-    context_col: Optional[str] = typer.Option(None, help="File tasks: context column."),
-    answer_type: str = typer.Option("auto", help="File tasks: auto | number | math | exact | choice."),
+    question_col: str = QuestionColOpt,
+    answer_col: str = AnswerColOpt,
+    context_col: Optional[str] = ContextColOpt,
+    answer_type: str = AnswerTypeOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Run strategies at equal token budgets; report accuracy vs tokens with 95% CIs (table + compare.html)."""
@@ -61,8 +62,6 @@ def compare_cmd(
     if how not in AGGREGATES:
         raise UnknownNameError("PRM aggregate", how, AGGREGATES)
     load_template(template)
-    from .core import task_mapping
-
     problems = load_task(task, size=size, seed=seed, limit=limit,
                          **task_mapping(question_col, answer_col, context_col, answer_type))
     opts = parse_backend_opts(backend_opt)

@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from .common import (BackendOpt, BackendOptsOpt, BaseUrlOpt, JsonOpt, ModelOpt, OutOpt, StoreOpt, err_console, make_backend,
-                     open_store, out_console, parse_backend_opts, print_json, progress_bar, strategies_table)
+from .common import (AnswerColOpt, AnswerTypeOpt, BackendOpt, BackendOptsOpt, BaseUrlOpt, ContextColOpt, JsonOpt,
+                     ModelOpt, OutOpt, QuestionColOpt, StoreOpt, err_console, make_backend, open_store, out_console,
+                     parse_backend_opts, print_json, progress_bar, strategies_table, task_mapping)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,13 +20,6 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export_cmd)
     app.command("runs")(runs_cmd)
     app.command("methods")(methods_cmd)
-
-
-def task_mapping(question_col: str, answer_col: str, context_col: Optional[str], answer_type: str) -> dict:
-    m = {"question_col": question_col, "answer_col": answer_col, "answer_type": answer_type}
-    if context_col:
-        m["context_col"] = context_col
-    return m
 
 
 def parse_method_opts(pairs: Optional[list[str]]) -> dict:
@@ -57,10 +51,10 @@ def run_cmd(
     backend_opt: Optional[list[str]] = BackendOptsOpt,
     method_opt: Optional[list[str]] = typer.Option(
         None, "--method-opt", "-O", help="Method option KEY=VALUE (repeatable), e.g. -O format=procedural."),
-    question_col: str = typer.Option("question", help="File tasks: question column."),
-    answer_col: str = typer.Option("answer", help="File tasks: gold answer column."),
-    context_col: Optional[str] = typer.Option(None, help="File tasks: context column."),
-    answer_type: str = typer.Option("auto", help="File tasks: auto | number | math | exact | choice."),
+    question_col: str = QuestionColOpt,
+    answer_col: str = AnswerColOpt,
+    context_col: Optional[str] = ContextColOpt,
+    answer_type: str = AnswerTypeOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Sample rationales for TASK; compare greedy vs self-consistency vote@N; write a report."""
@@ -73,7 +67,8 @@ def run_cmd(
         return run_method(method, task=task, backend=backend, model=model, samples=samples, limit=limit,
                           size=size, seed=seed, temperature=temperature, max_tokens=max_tokens, store=store,
                           out=out, base_url=base_url, json_out=json_out,
-                          backend_options=parse_backend_opts(backend_opt), options=parse_method_opts(method_opt))
+                          backend_options=parse_backend_opts(backend_opt), options=parse_method_opts(method_opt),
+                          task_options=task_mapping(question_col, answer_col, context_col, answer_type))
     from ..prompts import load_template
 
     load_template(template)  # fail on a bad template before any model is loaded
