@@ -42,10 +42,8 @@ if [ -n "$conflicts" ]; then echo "$conflicts" >&2; exit 1; fi
 
 # llama.cpp must run on this CPU: decode a few tokens in a child process (a crash there is a
 # build problem, better said now than as a dead test run).
-if ! python -m rationales.backends.smoke >/dev/null 2>/tmp/rationales-smoke.$$; then
-  echo "llama.cpp does not run on this machine: $(tail -n 1 /tmp/rationales-smoke.$$)." \
-       "Delete $wheels and run this script again to rebuild it (set CMAKE_ARGS for other build flags)." >&2
-  rm -f /tmp/rationales-smoke.$$
+if ! smoke=$(python -m rationales.backends.smoke 2>&1 >/dev/null); then
+  echo "${smoke##*$'\n'}. Delete $wheels and run this script again to rebuild it" \
+       "(set CMAKE_ARGS for other build flags)." >&2
   exit 1
 fi
-rm -f /tmp/rationales-smoke.$$
