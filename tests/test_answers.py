@@ -1,7 +1,7 @@
 import pytest
 
 from rationales.records import Problem
-from rationales.verify.answers import check_answer, extract_answer, normalize
+from rationales.answers import check_answer, extract_answer, normalize
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -115,7 +115,7 @@ def test_cli_compare_json_sweep_and_report(tmp_path, capsys):
 
 def test_reasoning_gym_numbers_in_latex_dress_count():
     """basic_arithmetic's scorer compares strings; "\\(-4\\)" or "-4.0" is the same number."""
-    from rationales.verify.answers import check_answer
+    from rationales.answers import check_answer
 
     p = next(q for q in load_task("reasoning_gym:basic_arithmetic", size=20, seed=0) if q.gold == "-4")
     assert [check_answer(p, a) for a in ("-4", "\\(-4\\)", "$-4$", "-4.0", "\\boxed{-4}")] == [True] * 5

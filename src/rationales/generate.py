@@ -17,7 +17,7 @@ from .prompts import RenderedPrompt, render
 from .records import Problem, Rationale, Sampling, content_hash
 from .steps import segment
 from .store import Store
-from .verify.answers import check_answer, extract_answer
+from .answers import check_answer, extract_answer
 
 
 def sample_seed(base_seed: int, problem_id: str, prompt_id: str, index: int) -> int:

@@ -40,7 +40,7 @@ from ..prompts import render
 from ..records import Problem, Rationale
 from ..search.vote import Selection
 from ..store import Store
-from ..verify.answers import check_answer, extract_answer
+from ..answers import check_answer, extract_answer
 from . import MethodContext
 
 #: name -> one-line description (the template is ``format_<name>.j2``)
@@ -177,7 +177,7 @@ def run(ctx: MethodContext) -> dict[str, Any]:
         strategies[fmt] = strategy_row(sels)
         stated = [r for r in rs if r.meta.get("rationale_answer") is not None and r.answer is not None]
         if decomposed and stated:
-            from ..verify.answers import normalize
+            from ..answers import normalize
 
             agree[fmt] = round(sum(normalize(r.meta["rationale_answer"]) == normalize(r.answer) for r in stated)
                                / len(stated), 4)

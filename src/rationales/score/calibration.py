@@ -31,7 +31,7 @@ import numpy as np
 from ..generate import cot_specs, finish_rationale
 from ..records import Problem, Rationale, Score
 from ..search.vote import Selection, majority_vote
-from ..verify.answers import check_answer, extract_answer, normalize
+from ..answers import check_answer, extract_answer, normalize
 from .utility import option
 
 

@@ -44,7 +44,7 @@ from ..records import Problem, Rationale, Score
 from ..search.vote import Selection, majority_vote
 from ..steps import segment
 from ..store import Store
-from ..verify.answers import normalize, normalize_text, parse_number
+from ..answers import normalize, normalize_text, parse_number
 from .utility import option, rationale_body
 
 MASK = "[MASK]"

@@ -32,7 +32,7 @@ from ..generate import SampleSpec, continuation_prompt, generate, steps_prefix
 from ..prompts import render, template_names
 from ..records import Check, Problem, Rationale
 from ..store import Store
-from ..verify.answers import check_answer, extract_answer, normalize
+from ..answers import check_answer, extract_answer, normalize
 from .prm import align_problems
 
 CHECK_BY = "math-shepherd"

@@ -28,7 +28,7 @@ from ..errors import RationalesError
 from ..generate import GenerationStats, cot_specs, generate
 from ..records import Problem, Rationale
 from ..store import Store
-from ..verify.answers import normalize
+from ..answers import normalize
 from .vote import Selection, majority_vote
 
 CRITERIA = ("beta", "share")

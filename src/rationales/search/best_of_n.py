@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ..errors import RationalesError
 from ..records import Problem, Rationale
-from ..verify.answers import check_answer, normalize
+from ..answers import check_answer, normalize
 from .vote import Selection
 
 

@@ -40,7 +40,7 @@ from ..errors import RationalesError, UnknownNameError
 from ..generate import GenerationStats, cot_specs, generate
 from ..records import Problem, Rationale, Score
 from ..store import Store
-from ..verify.answers import check_answer
+from ..answers import check_answer
 from .vote import Selection
 
 STRATEGIES: dict[str, str] = {

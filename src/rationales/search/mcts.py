@@ -29,7 +29,7 @@ from ..errors import RationalesError
 from ..generate import GenerationStats
 from ..records import Problem, Rationale
 from ..store import Store
-from ..verify.answers import check_answer, normalize
+from ..answers import check_answer, normalize
 from .best_of_n import rationale_score
 from .step_search import scorer_name, scorer_tokens
 from .tree import MCTSConfig, Node, Tree, label_paths, run_mcts

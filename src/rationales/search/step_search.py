@@ -39,7 +39,7 @@ from ..generate import GenerationStats
 from ..prompts import RenderedPrompt
 from ..records import Check, Problem, Sampling
 from ..store import Store
-from ..verify.answers import check_answer, normalize
+from ..answers import check_answer, normalize
 from .best_of_n import rationale_score
 from .tree import complete_paths, distinct_steps, path_rationale, problem_prompt, propose_steps, step_answer
 from .vote import Selection

@@ -42,7 +42,7 @@ from ..generate import GenerationStats, SampleSpec, continuation_prompt, finish_
 from ..prompts import RenderedPrompt, render
 from ..records import Check, Problem, Rationale, Sampling, Score, Step, content_hash
 from ..store import Store
-from ..verify.answers import extract_answer
+from ..answers import extract_answer
 
 StepChecker = Callable[[Step], "Check | None"]
 #: values finished paths in batch: [(tree, node the simulation started from, finished path)] -> rewards

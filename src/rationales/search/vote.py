@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..records import Problem, Rationale
-from ..verify.answers import check_answer, normalize
+from ..answers import check_answer, normalize
 
 
 @dataclass

@@ -21,7 +21,7 @@ import threading
 from fractions import Fraction
 from typing import Any
 
-from ..records import Problem
+from .records import Problem
 
 _ANSWER_IS = re.compile(
     r"(?:final answer|the answer|answer)\s*(?:is|:|=)?\s*[:=]?\s*(?P<ans>[^\n]+)", re.IGNORECASE)
@@ -160,7 +160,7 @@ def check_choice(problem: Problem, answer: str) -> bool:
 def check_reasoning_gym(problem: Problem, answer: str) -> bool:
     """The task's own scorer; a numeric answer in LaTeX or decimal dress ("\\(-4\\)", "$-4$",
     "-4.0") is also tried in its plain normalised form, which those scorers compare exactly."""
-    from ..tasks.reasoning_gym import score_entry
+    from .tasks.reasoning_gym import score_entry
 
     if score_entry(problem, answer) >= 1.0:
         return True
