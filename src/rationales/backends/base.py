@@ -16,14 +16,12 @@ looked up or the list is shown, never at import time.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 
 Messages = list[dict[str, str]]
 
@@ -126,42 +124,27 @@ class Backend(ABC):
 
 # ---------------------------------------------------------------- registry
 
-BUILTIN_BACKENDS: dict[str, str] = {
-    "llamacpp": "rationales.backends.llamacpp:LlamaCppBackend",
-    "openai": "rationales.backends.openai:OpenAIBackend",
-    "transformers": "rationales.backends.transformers:TransformersBackend",
-    "fake": "rationales.backends.fake:FakeBackend",
-}
+#: Backends by name: these built-ins, plus plugins in the entry-point group ``rationales.backends``.
+BACKENDS: Registry[type[Backend]] = Registry("backend", "rationales.backends")
+BACKENDS.register("llamacpp", "rationales.backends.llamacpp:LlamaCppBackend",
+                  help="in-process llama.cpp, batched parallel sampling (default; offline, CPU)")
+BACKENDS.register("openai", "rationales.backends.openai:OpenAIBackend",
+                  help="any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, hosted APIs)")
+BACKENDS.register("transformers", "rationales.backends.transformers:TransformersBackend",
+                  help="local Hugging Face causal LMs, batched, GPU when present")
+BACKENDS.register("fake", "rationales.backends.fake:FakeBackend", help="scripted outputs for tests")
 
-BACKEND_HELP: dict[str, str] = {
-    "llamacpp": "in-process llama.cpp, batched parallel sampling (default; offline, CPU)",
-    "openai": "any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, hosted APIs)",
-    "transformers": "local Hugging Face causal LMs, batched, GPU when present",
-    "fake": "scripted outputs for tests",
-}
-
-
-def _entry_point_backends() -> dict[str, str]:
-    found: dict[str, str] = {}
-    for ep in entry_points(group="rationales.backends"):
-        found.setdefault(ep.name, ep.value)
-    return found
+#: name -> one-line description of the built-ins (``rationales backends`` shows "plugin" for the rest)
+BACKEND_HELP: dict[str, str] = {name: e.help for name, e in BACKENDS.builtins().items()}
 
 
 def available_backends() -> dict[str, str]:
-    """name -> 'module:Class' for built-ins and installed plugins."""
-    names = dict(_entry_point_backends())
-    names.update(BUILTIN_BACKENDS)
-    return names
+    """name -> 'module:Class' for built-ins and installed plugins (nothing is imported)."""
+    return {name: e.target for name, e in BACKENDS.entries().items()}
 
 
 def backend_class(name: str) -> type[Backend]:
-    known = available_backends()
-    if name not in known:
-        raise UnknownNameError("backend", name, known)
-    module_name, _, attr = known[name].partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr)
+    return BACKENDS.get(name)
 
 
 def get_backend(name: str = "llamacpp", **options: Any) -> Backend:
