@@ -1,0 +1,123 @@
+"""Stepwise PRM datasets and label sources over stored checks (data/stepwise.py, data/labels.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rationales.data.labels import LabelError, consensus_filter, step_label
+from rationales.data.stepwise import read_stepwise, step_completions, stepwise_rows, write_stepwise
+from rationales.records import Check, Problem, Rationale, Step
+from rationales.steps import segment
+from rationales.store import Store
+
+TEXT = "First, 2 + 3 = 5.\nThen 5 * 4 = 21.\n\nSo the answer is \\boxed{21}."
+
+
+def make_rationale(problem: Problem, rid: str = "r1", text: str = TEXT) -> Rationale:
+    return Rationale(id=rid, problem_id=problem.id, prompt_id="p", model="m", text=text, steps=segment(text, "lines"),
+                     answer="21", correct=False)
+
+
+@pytest.fixture
+def problem() -> Problem:
+    return Problem.make("What is (2 + 3) * 4?", 20, source="hand")
+
+
+def test_completions_end_at_recorded_spans_and_rejoin_to_the_text(problem):
+    r = make_rationale(problem)
+    comps = step_completions(r)
+    assert comps == ["First, 2 + 3 = 5.\n", "Then 5 * 4 = 21.\n\n", "So the answer is \\boxed{21}."]
+    assert "".join(comps) == r.text
+    # a newline inside a step is part of that step, not a boundary
+    r2 = Rationale(id="x", problem_id=problem.id, prompt_id="p", model="m", text="a\nb\nc",
+                   steps=[Step(index=0, text="a\nb", span=(0, 3)), Step(index=1, text="c", span=(4, 5))])
+    assert step_completions(r2) == ["a\nb\n", "c"]
+
+
+def test_each_label_source_reads_its_own_checks(problem):
+    r = make_rationale(problem)
+    s0, s1, s2 = r.steps
+    s0.checks = [Check(kind="tool", by="arith", verdict=1), Check(kind="mc", by="math-shepherd", verdict=1, score=0.75)]
+    s1.checks = [Check(kind="tool", by="arith", verdict=-1), Check(kind="mc", by="math-shepherd", verdict=1, score=0.25),
+                 Check(kind="mc", by="grounded_mcts", verdict=1, score=0.4)]
+    s2.checks = [Check(kind="mc", by="grounded_mcts", verdict=-1, score=-0.5), Check(kind="human", verdict=-1)]
+    assert [step_label(s, "tool").hard for s in r.steps] == [True, False, None]
+    assert [(step_label(s, "mc").hard, step_label(s, "mc").soft) for s in r.steps] == [
+        (True, 0.75), (True, 0.25), (None, None)]
+    # grounded: Q > 0 is good, soft (Q+1)/2; a tool-wrong step is wrong whatever its Q
+    assert [(step_label(s, "grounded").hard, step_label(s, "grounded").soft) for s in r.steps] == [
+        (None, None), (False, 0.0), (False, 0.25)]
+    assert [step_label(s, "human").hard for s in r.steps] == [None, None, False]
+
+
+def test_consensus_keeps_only_agreeing_steps(problem):
+    rs = []
+    for i, (mc, tool) in enumerate([(1, 1), (1, -1), (-1, -1), (-1, None), (None, 1)]):
+        r = make_rationale(problem, rid=f"r{i}", text="only step 2 + 2 = 4")
+        checks = []
+        if mc is not None:
+            checks.append(Check(kind="mc", by="math-shepherd", verdict=mc, score=0.5 + 0.5 * mc))
+        if tool is not None:
+            checks.append(Check(kind="tool", by="arith", verdict=tool))
+        r.steps[0].checks = checks
+        rs.append(r)
+    labels, counts = consensus_filter(rs, strict=True)
+    assert [row[0].hard for row in labels] == [True, None, False, None, None]
+    assert counts["disagree"] == 1 and counts["missing second verdict"] == 1 and counts["labelled"] == 2
+    # a judge verdict stands in for a missing tool verdict
+    rs[3].steps[0].checks.append(Check(kind="judge", by="j", verdict=-1))
+    assert consensus_filter(rs, strict=True)[0][3][0].hard is False
+    # non-strict keeps MC where there is no second opinion
+    assert consensus_filter(rs[:4], strict=False)[0][3][0].hard is False
+
+
+def test_stepwise_rows_from_the_store_mark_unlabelled_steps_none(tmp_path, problem):
+    store = Store(tmp_path / "s.sqlite")
+    store.put_problems([problem])
+    r = make_rationale(problem)
+    r.steps[0].checks = [Check(kind="tool", by="arith", verdict=1)]
+    r.steps[1].checks = [Check(kind="tool", by="arith", verdict=-1)]
+    store.put_rationale(r)
+    counts: dict = {}
+    rows = stepwise_rows(store, label_source="tool", counts=counts)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["prompt"] == problem.question
+    assert row["labels"] == [True, False, None]  # None stays None: never True
+    assert row["soft_labels"] == [1.0, 0.0, None]
+    assert row["rationale_id"] == "r1" and row["label_source"] == "tool" and row["n_labelled"] == 2
+    assert counts["labelled"] == 2 and counts["no check"] == 1
+    trunc = stepwise_rows(store, label_source="tool", unlabelled="truncate")[0]
+    assert trunc["labels"] == [True, False] and len(trunc["completions"]) == 2
+    with pytest.raises(LabelError):  # the only row has an unlabelled step: nothing left
+        stepwise_rows(store, label_source="tool", unlabelled="drop")
+    split = stepwise_rows(store, label_source="tool", split={problem.id: "train"})
+    assert split[0]["split"] == "train"
+    with pytest.raises(LabelError, match="No labelled steps.*'mc'"):
+        stepwise_rows(store, label_source="mc")
+
+
+def test_drop_policy_and_file_round_trip(tmp_path, problem):
+    store = Store(tmp_path / "s.sqlite")
+    store.put_problems([problem])
+    r = make_rationale(problem)
+    for s in r.steps:
+        s.checks = [Check(kind="mc", by="math-shepherd", verdict=-1, score=0.0)]
+    r.steps[0].checks[0] = Check(kind="mc", by="math-shepherd", verdict=1, score=0.5)
+    store.put_rationale(r)
+    rows = stepwise_rows(store, label_source="mc", unlabelled="drop")
+    assert rows[0]["labels"] == [True, False, False] and rows[0]["soft_labels"] == [0.5, 0.0, 0.0]
+    for ext in ("jsonl", "parquet"):
+        path = write_stepwise(rows, tmp_path / f"d.{ext}")
+        back = read_stepwise(path)
+        assert back[0]["completions"] == rows[0]["completions"] and back[0]["labels"] == rows[0]["labels"]
+        import datasets
+
+        ds = datasets.load_dataset("json" if ext == "jsonl" else "parquet", data_files=str(path), split="train")
+        assert ds[0]["labels"] == [True, False, False]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q", "completions": ["a"]}\n')
+    from rationales.errors import RationalesError
+
+    with pytest.raises(RationalesError, match="missing column"):
+        read_stepwise(bad)
