@@ -1,0 +1,179 @@
+"""What every trainer shares: the config base dataclass, checkpoints/resume and the model card.
+
+Style after TRL's ``trainer/base_config.py``: one config dataclass per method on a shared base,
+validated in ``__post_init__``, each field's help text in ``field(metadata={"help": ...})`` so the
+CLI builds its options from the dataclass (one source of truth; ``cli/train_sft.py``).
+
+Checkpoints are ``transformers.Trainer`` checkpoints (``OUTPUT/checkpoint-STEP``, every
+``save_steps`` optimiser steps). A run started again on the same output directory resumes from the
+last complete checkpoint (``resume=True``, the default), so a killed run loses at most
+``save_steps`` steps. The finished model is saved *merged* (LoRA adapters folded in) with its
+tokenizer at the top of the output directory, where ``--backend transformers --model OUTPUT``
+loads it; ``model_card.json`` records the data's provenance and the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import RationalesError
+
+
+class TrainConfigError(RationalesError):
+    """A training option is out of range; the message names the option."""
+
+
+class TrainDataError(RationalesError):
+    """A training dataset is empty, lacks a column or has no pairs; the message says what to do."""
+
+
+def opt(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - "help" reads as in argparse/typer
+    """A config field with its help text (read by the CLI)."""
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Options every trainer takes. Subclasses add their own and call ``super().__post_init__()``."""
+
+    model: str = opt("smollm2-135m", "Base model: a Hugging Face model directory, a .gguf file, the alias "
+                                     "smollm2-135m (rebuilt from its GGUF), or tiny (a tiny model made in code).")
+    data: str = opt("", "Training data: a store (.sqlite, built with the store filters below) or an "
+                        "exported .jsonl/.parquet file.")
+    output_dir: str = opt("train-out", "Output directory: checkpoints, the final model, model_card.json.")
+    lora: bool = opt(False, "Train LoRA adapters (merged into the saved model) instead of all weights.")
+    lora_r: int = opt(8, "LoRA rank.")
+    lora_alpha: int = opt(16, "LoRA alpha.")
+    epochs: float = opt(1.0, "Passes over the training data (max_steps overrides).")
+    lr: float = opt(5e-5, "Peak learning rate.")
+    batch_size: int = opt(4, "Examples per device batch.")
+    grad_accum: int = opt(1, "Gradient accumulation steps (effective batch = batch_size x grad_accum).")
+    seed: int = opt(0, "Random seed (data order, initialisation of new weights).")
+    save_steps: int = opt(50, "Save a checkpoint every N optimiser steps (a killed run resumes from the last).")
+    max_steps: int = opt(-1, "Stop after N optimiser steps (-1: run the epochs).")
+    max_length: int = opt(1024, "Truncate examples to this many tokens.")
+    resume: bool = opt(True, "Resume from the last checkpoint in output_dir if there is one.")
+    logging_steps: int = opt(10, "Log the loss every N steps.")
+    progress: bool = opt(True, "Show a progress bar.")
+
+    def __post_init__(self) -> None:
+        positive = {"lora_r": self.lora_r, "lora_alpha": self.lora_alpha, "batch_size": self.batch_size,
+                    "grad_accum": self.grad_accum, "save_steps": self.save_steps, "max_length": self.max_length,
+                    "logging_steps": self.logging_steps}
+        for name, value in positive.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TrainConfigError(f"{name} must be a positive integer, got {value!r}.")
+        for name, value in (("epochs", self.epochs), ("lr", self.lr)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise TrainConfigError(f"{name} must be a finite number > 0, got {value!r}.")
+        if self.lr >= 1.0:
+            raise TrainConfigError(f"lr={self.lr} is far too large for fine-tuning; use e.g. 5e-5 (full) or 2e-4 (LoRA).")
+        if not isinstance(self.max_steps, int) or (self.max_steps < 1 and self.max_steps != -1):
+            raise TrainConfigError(f"max_steps must be -1 (use epochs) or a positive integer, got {self.max_steps!r}.")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise TrainConfigError(f"seed must be a non-negative integer, got {self.seed!r}.")
+        if not str(self.model).strip():
+            raise TrainConfigError("model is empty: pass a model directory, a .gguf file, smollm2-135m or tiny.")
+        if not str(self.output_dir).strip():
+            raise TrainConfigError("output_dir is empty: pass a directory for the trained model.")
+
+    # ------------------------------------------------------------ helpers
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+    def training_arguments(self, **overrides: Any) -> Any:
+        """``transformers.TrainingArguments`` (or a TRL config class via ``args_class=``) from this
+        config: checkpoints every ``save_steps``, CPU-friendly defaults, no reporting to services."""
+        args_class = overrides.pop("args_class", None)
+        if args_class is None:
+            from transformers import TrainingArguments as args_class  # noqa: N813
+        kw: dict[str, Any] = dict(
+            output_dir=str(self.output_dir), num_train_epochs=float(self.epochs), learning_rate=float(self.lr),
+            per_device_train_batch_size=self.batch_size, gradient_accumulation_steps=self.grad_accum,
+            seed=self.seed, data_seed=self.seed, save_strategy="steps", save_steps=self.save_steps,
+            max_steps=self.max_steps, logging_steps=self.logging_steps, report_to=[],
+            disable_tqdm=not self.progress, save_only_model=False, remove_unused_columns=False,
+            use_cpu=not _cuda(), dataloader_num_workers=0, lr_scheduler_type="linear", warmup_steps=0,
+            save_total_limit=2)
+        kw.update(overrides)
+        return args_class(**kw)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover - torch is a hard dependency of training
+        return False
+
+
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The complete checkpoint with the highest step in ``output_dir`` (one whose trainer state
+    was written, so a checkpoint cut off mid-save is skipped), or None."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return None
+    found = []
+    for p in out.iterdir():
+        m = _CKPT.match(p.name)
+        if m and p.is_dir() and (p / "trainer_state.json").is_file():
+            found.append((int(m.group(1)), p))
+    return max(found)[1] if found else None
+
+
+def checkpoint_step(path: str | Path) -> int:
+    state = json.loads((Path(path) / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("global_step", 0))
+
+
+@dataclass
+class TrainResult:
+    """What a trainer returns: where the model is, how far it got, what it measured."""
+
+    output_dir: str
+    method: str
+    steps: int
+    resumed_from: str | None
+    train_loss: float | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    examples: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_model_card(output_dir: str | Path, *, method: str, config: TrainConfig, provenance: dict[str, Any],
+                     metrics: dict[str, Any], base_model: dict[str, Any] | None = None) -> Path:
+    """``model_card.json`` (machine-readable) and a short ``README.md`` in the output directory."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    card = {"method": method, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "base_model": base_model or {"name": config.model}, "config": config.to_dict(),
+            "data": provenance, "metrics": metrics,
+            "usage": f"rationales run TASK --backend transformers --model {out}"}
+    path = out / "model_card.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+    lines = [f"# {out.name}: {method} fine-tune of {card['base_model'].get('name')}", "",
+             f"Trained by `rationales train {method}`. Load it with `--backend transformers --model {out}`.", "",
+             "## Data", "```json", json.dumps(provenance, indent=2, default=str)[:4000], "```", "",
+             "## Metrics", "```json", json.dumps(metrics, indent=2, default=str), "```", ""]
+    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    return path
