@@ -349,6 +349,7 @@ def test_grammar_reaches_the_request_when_the_backend_supports_it():
     fake = FakeBackend(script=["Feedback: ok [RESULT] 3"])  # the fake backend checks grammars with llama.cpp
     (j,) = AbsoluteJudge(fake).judge([JudgeItem("q", "r")])
     assert fake.grammars == [grammar_for("absolute")] and j.value == 3
+    fake.queue("Feedback: a [RESULT] A", "Feedback: b [RESULT] B")
     PairwiseJudge(fake).judge([PairItem("q", "a", "b")])
     assert fake.grammars[1:] == [grammar_for("pairwise")] * 2
     plain = FakeBackend(script=["Feedback: ok [RESULT] 3"])

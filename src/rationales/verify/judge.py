@@ -745,6 +745,8 @@ class _Engine:
         from ..generate import continuation_prompt
 
         body = rationale.strip()
+        m = _RESULT.search(body)
+        body = (body[:m.start()] if m else body).strip()
         body = body if body.lower().startswith("feedback") else "Feedback: " + body
         text = continuation_prompt(self.backend, prompt, body[:4000] + " [RESULT]")
         try:
@@ -1082,9 +1084,7 @@ class StepJudge:
         return out
 
     def score(self, problems: Sequence[Problem], rationales: Sequence[Rationale]) -> list[list[float | None]]:
-        from ..score.prm import align_problems
-
-        probs = align_problems(problems, rationales)
+        probs = _align(problems, rationales)
         items, shape = [], []
         for p, rat in zip(probs, rationales):
             texts = [s.text for s in rat.steps]
@@ -1098,6 +1098,18 @@ class StepJudge:
             i += n
         self.last_details = details
         return out
+
+
+def _align(problems: Sequence[Problem] | Mapping[str, Problem], rationales: Sequence[Rationale]) -> list[Problem]:
+    """Each rationale's problem: ``problems`` aligned one-to-one, or looked up by id."""
+    if not isinstance(problems, Mapping):
+        if len(problems) == len(rationales) and all(p.id == r.problem_id for p, r in zip(problems, rationales)):
+            return list(problems)
+        problems = {p.id: p for p in problems}
+    missing = [r.problem_id for r in rationales if r.problem_id not in problems]
+    if missing:
+        raise JudgeError(f"Rationale of problem {missing[0]} has no problem given; pass every rationale's problem.")
+    return [problems[r.problem_id] for r in rationales]
 
 
 def judge_checks(judge: StepJudge, problems: Sequence[Problem], rationales: Sequence[Rationale],
