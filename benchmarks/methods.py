@@ -59,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from rationales.backends import get_backend
     from rationales.generate import GenerationStats
-    from rationales.methods import MethodContext
-    from rationales.methods.formats import decomposed_selection, parse_formats, run_formats
-    from rationales.methods.mistakes import MistakesConfig, compare
-    from rationales.methods.patch import (FeedbackItem, gold_feedback, patch_rationales, read_feedback_jsonl,
+    from rationales.jobs.methods import MethodContext
+    from rationales.jobs.methods.formats import decomposed_selection, parse_formats, run_formats
+    from rationales.jobs.methods.mistakes import MistakesConfig, compare
+    from rationales.jobs.methods.patch import (FeedbackItem, gold_feedback, patch_rationales, read_feedback_jsonl,
                                           resolve_items, success_by_format, write_feedback_jsonl)
-    from rationales.methods.patch import write_report as write_patch_report
-    from rationales.pipeline import strategy_row
+    from rationales.report.patch import write_report as write_patch_report
+    from rationales.select.vote import strategy_row
     from rationales.store import Store
     from rationales.tasks import load_task
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rationales.backends import get_backend
     from rationales.errors import RationalesError
-    from rationales.search.compare import CompareConfig, CompareContext, compare, pilot
+    from rationales.jobs.compare import CompareConfig, CompareContext, compare, pilot
     from rationales.generate import GenerationStats
     from rationales.store import Store
     from rationales.tasks import reasoning_gym

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from rationales.backends import get_backend
-    from rationales.methods import MethodContext, method_function
+    from rationales.jobs.methods import MethodContext, method_function
     from rationales.store import Store
     from rationales.tasks import load_task
 

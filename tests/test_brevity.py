@@ -6,7 +6,7 @@ import pytest
 
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
-from rationales.methods import METHODS, MethodContext, method_function
+from rationales.jobs.methods import METHODS, MethodContext, method_function
 from rationales.prompts import render
 from rationales.records import Problem, Rationale
 from rationales.score.brevity import join_sentences, reduce_all, reduce_rationale, sentence_spans

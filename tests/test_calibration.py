@@ -6,7 +6,7 @@ import pytest
 
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
-from rationales.methods import METHODS, MethodContext, method_function
+from rationales.jobs.methods import METHODS, MethodContext, method_function
 from rationales.records import Problem, Rationale
 from rationales.score.calibration import (agreement_scores, calibration_summary, expected_calibration_error,
                                           parse_verbal_confidence, reliability_bins, strip_confidence,
@@ -111,7 +111,7 @@ def test_calibration_method_on_fake(tmp_path, store):
 
 
 def test_main_run_summary_and_report_have_vote_calibration(tmp_path, store):
-    from rationales.pipeline import RunConfig, run
+    from rationales.jobs.run import RunConfig, run
 
     p1 = Problem.make("What is 7 + 8?", "15", answer_type="number", source="t")
     p2 = Problem.make("What is 2 + 2?", "4", answer_type="number", source="t")

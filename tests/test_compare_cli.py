@@ -8,7 +8,7 @@ import pytest
 
 from rationales.backends.fake import FakeBackend
 from rationales.cli import main
-from rationales.search.compare import STRATEGIES, CompareConfig, Estimate, compare, parse_budgets, plan
+from rationales.jobs.compare import STRATEGIES, CompareConfig, Estimate, compare, parse_budgets, plan
 from rationales.tasks import load_task
 
 ASSISTANT = "<|im_start|>assistant\n"

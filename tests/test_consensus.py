@@ -6,7 +6,7 @@ import pytest
 
 from rationales.errors import RationalesError
 from rationales.records import Check, Rationale, Step
-from rationales.score.consensus import combine, consensus_labels
+from rationales.verify.consensus import combine, consensus_labels
 
 
 def step(i: int, **verdicts: int | None) -> Step:

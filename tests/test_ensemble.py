@@ -7,9 +7,9 @@ import pytest
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
 from rationales.generate import cot_specs, sample_seed
-from rationales.methods import MethodContext, method_function
-from rationales.methods.ensemble import parse_members, split_samples
-from rationales.methods.formats import format_specs
+from rationales.jobs.methods import MethodContext, method_function
+from rationales.jobs.methods.ensemble import parse_members, split_samples
+from rationales.jobs.methods.formats import format_specs
 from rationales.tasks import load_task
 
 # answers by sample index, per problem gold and prompt kind

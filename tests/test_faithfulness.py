@@ -9,7 +9,7 @@ import pytest
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
 from rationales.generate import GenerationStats
-from rationales.methods import METHODS, MethodContext, method_function
+from rationales.jobs.methods import METHODS, MethodContext, method_function
 from rationales.records import Problem, Rationale
 from rationales.score.faithfulness import (MASK, consistency, mask_tokens, perturbations, replace_numbers,
                                            score_faithfulness)

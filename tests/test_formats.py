@@ -6,8 +6,8 @@ import pytest
 
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
-from rationales.methods import METHODS, MethodContext, method_function
-from rationales.methods.formats import FORMATS, format_specs, parse_formats, run_formats
+from rationales.jobs.methods import METHODS, MethodContext, method_function
+from rationales.jobs.methods.formats import FORMATS, format_specs, parse_formats, run_formats
 from rationales.prompts import render
 from rationales.records import Problem
 from rationales.tasks import load_task

@@ -8,8 +8,9 @@ import pytest
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
 from rationales.records import Problem
-from rationales.score.grounded import StepPair, grounded_mcts, hybrid_reward, sibling_pairs
-from rationales.search.tree import Node, Tree, backup, select_child, select_leaf, step_answer, uct
+from rationales.select.grounded import StepPair, grounded_mcts, sibling_pairs
+from rationales.verify.grounded import hybrid_reward
+from rationales.select.tree import Node, Tree, backup, select_child, select_leaf, step_answer, uct
 
 ASSISTANT = "<|im_start|>assistant\n"
 
@@ -216,7 +217,7 @@ def test_duplicate_and_empty_proposals(store):
 def test_lockstep_trees_equal_separate_runs(problem, tmp_path):
     """Two problems' trees advance together (one batched call per phase) yet each ends exactly
     as when searched alone."""
-    from rationales.score.grounded import grounded_trees
+    from rationales.select.grounded import grounded_trees
     from rationales.store import Store
 
     other = Problem.make("What is 4 + 3 * 4?", 16, answer_type="number")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rationales.backends.fake import FakeBackend
 from rationales.generate import cot_specs, generate
 from rationales.records import Problem
-from rationales.score.mc import ROLLOUT_METHOD, mc_labels, mc_summary, rollout_template
+from rationales.verify.mc import ROLLOUT_METHOD, mc_labels, mc_summary, rollout_template
 
 QUESTION = "Jane has 5 boxes with 6 pencils each. She gives away 7 pencils. How many pencils are left?"
 WRONG = "Step 1: 5 * 6 = 30 pencils.\nStep 2: 30 - 8 = 22 pencils.\nStep 3: The answer is 22."

@@ -9,8 +9,8 @@ import pytest
 
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
-from rationales.methods import METHODS, MethodContext, method_function
-from rationales.methods.mistakes import (Demo, MistakesConfig, compare, mine_mistakes, nearest, select_demos,
+from rationales.jobs.methods import METHODS, MethodContext, method_function
+from rationales.jobs.methods.mistakes import (Demo, MistakesConfig, compare, mine_mistakes, nearest, select_demos,
                                          split_problems)
 from rationales.records import Problem, Rationale
 from rationales.tasks import load_task
@@ -61,8 +61,8 @@ def ctx_for(problems, backend, store, tmp_path, **options):
 
 
 def test_registered_as_methods():
-    assert METHODS["mistakes"][0] == "rationales.methods.mistakes:run"
-    assert METHODS["cot_plus"][0] == "rationales.methods.mistakes:run_cot_plus"
+    assert METHODS["mistakes"][0] == "rationales.jobs.methods.mistakes:run"
+    assert METHODS["cot_plus"][0] == "rationales.jobs.methods.mistakes:run_cot_plus"
 
 
 def test_split_is_deterministic_first_part_trains():
@@ -248,7 +248,7 @@ def test_bad_options_are_clear_errors():
 
 
 def test_missing_embedding_package_says_what_to_install(monkeypatch):
-    from rationales.methods import mistakes
+    from rationales.jobs.methods import mistakes
 
     mistakes._embedder.cache_clear()
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)

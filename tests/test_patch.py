@@ -8,9 +8,9 @@ import pytest
 
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
-from rationales.methods import MethodContext, method_function
-from rationales.methods.formats import run_formats
-from rationales.methods.patch import (FeedbackItem, PatchResult, make_feedback, patch_rationales,
+from rationales.jobs.methods import MethodContext, method_function
+from rationales.jobs.methods.formats import run_formats
+from rationales.jobs.methods.patch import (FeedbackItem, PatchResult, make_feedback, patch_rationales,
                                       read_feedback_jsonl, resolve_items, success_by_format, write_feedback_jsonl)
 from rationales.records import Rationale
 from rationales.store import Store

@@ -9,8 +9,9 @@ import pytest
 from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
 from rationales.records import Problem
-from rationales.score.prm import (GenerativePRM, FunctionPRM, LLMPRM, StepScorer, aggregate, parse_verdict,
-                                  prm_checks, rationale_from_steps, score_prefix)
+from rationales.verify.genprm import GenerativePRM, parse_verdict
+from rationales.verify.prm import (FunctionPRM, LLMPRM, StepScorer, aggregate, prm_checks, rationale_from_steps,
+                                  score_prefix)
 
 PROBLEM = Problem.make("Jane has 5 boxes with 6 pencils each. She gives away 7. How many are left?", 23)
 STEPS = ["5 * 6 = 30 pencils.", "30 - 7 = 24 pencils.", "The answer is 24."]

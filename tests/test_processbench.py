@@ -8,7 +8,7 @@ import random
 import pytest
 
 from rationales.errors import TaskError
-from rationales.score.prm import FunctionPRM
+from rationales.verify.prm import FunctionPRM
 from rationales.verify.arithmetic import find_claims
 from rationales.verify.processbench import (Item, build_from_gsm_symbolic, corrupt_solution, evaluate_step_detector,
                                             first_error, load_processbench, processbench_scores, save_processbench)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rationales.cli import main
-from rationales.pipeline import RunConfig, run
+from rationales.jobs.run import RunConfig, run
 from rationales.store import Store
 from rationales.tasks import load_task
 

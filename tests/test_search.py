@@ -11,12 +11,12 @@ from rationales.backends.fake import FakeBackend
 from rationales.errors import RationalesError
 from rationales.generate import cot_specs, generate, sample_seed
 from rationales.records import Problem, Rationale
-from rationales.score.prm import FunctionPRM
-from rationales.search.adaptive import adaptive_consistency, beta_confidence, stop_confidence
-from rationales.search.best_of_n import best_of_n, rationale_score
-from rationales.search.mcts import mcts_search
-from rationales.search.step_search import beam_step_search, greedy_step_search
-from rationales.search.vote import has_wrong_step, majority_vote, tool_filtered_vote
+from rationales.verify.prm import FunctionPRM
+from rationales.select.adaptive import adaptive_consistency, beta_confidence, stop_confidence
+from rationales.select.best_of_n import best_of_n, rationale_score
+from rationales.select.mcts import mcts_search
+from rationales.select.step_search import beam_step_search, greedy_step_search
+from rationales.select.vote import has_wrong_step, majority_vote, tool_filtered_vote
 from rationales.verify.arithmetic import check_rationale
 from rationales.generate import finish_rationale
 from rationales.records import Sampling

@@ -11,9 +11,10 @@ import pytest
 
 from rationales.generate import cot_specs, generate
 from rationales.prompts import render
-from rationales.score.consensus import consensus_labels
-from rationales.score.mc import mc_labels
-from rationales.score.prm import GenerativePRM, LLMPRM, prm_checks, prompt_text
+from rationales.verify.consensus import consensus_labels
+from rationales.verify.mc import mc_labels
+from rationales.verify.genprm import GenerativePRM
+from rationales.verify.prm import LLMPRM, prm_checks, prompt_text
 from rationales.store import Store
 from rationales.tasks import load_task
 from rationales.verify.arithmetic import check_rationale, find_claims

@@ -7,11 +7,11 @@ import math
 import pytest
 
 from rationales.backends.fake import FakeBackend
-from rationales.methods import METHODS, MethodContext, method_function
+from rationales.jobs.methods import METHODS, MethodContext, method_function
 from rationales.prompts import render
 from rationales.records import Problem, Rationale
-from rationales.score.utility import (AnswerScorer, auroc, rationale_body, reasoning_utility, score_utility,
-                                      utility_vote)
+from rationales.score.utility import AnswerScorer, auroc, rationale_body, reasoning_utility, score_utility
+from rationales.select.vote import utility_vote
 
 GOOD = "Step 1: 12 - 5 = 7 apples are left.\nStep 2: 7 + 8 = 15 apples.\nThe answer is 15."
 BAD = "Step 1: 12 + 5 = 17 apples.\nStep 2: 17 - 8 = 9 apples.\nThe answer is 9."
@@ -178,7 +178,7 @@ def test_utility_on_the_real_model(small_model, tmp_path, store):
 
 def test_method_options_convert_or_fail_with_one_line():
     from rationales.errors import RationalesError
-    from rationales.score.utility import option
+    from rationales.jobs.methods import option
 
     assert option({"threshold": "0.5"}, "threshold", 0.1) == 0.5
     assert option({"n_masks": "3"}, "n_masks", 2) == 3

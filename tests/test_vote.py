@@ -1,5 +1,5 @@
 from rationales.records import Problem, Rationale
-from rationales.search.vote import majority_vote, weighted_vote
+from rationales.select.vote import majority_vote, weighted_vote
 from rationales.stats import accuracy, wilson_interval
 
 

@@ -50,9 +50,9 @@ def compare_cmd(
 ) -> None:
     """Run strategies at equal token budgets; report accuracy vs tokens with 95% CIs (table + compare.html)."""
     from ..prompts import load_template
-    from ..score.prm import AGGREGATES
+    from ..verify.prm import AGGREGATES
     from ..errors import UnknownNameError
-    from ..search.compare import PRMS, CompareConfig, compare, parse_budgets, parse_strategies, size_label
+    from ..jobs.compare import PRMS, CompareConfig, compare, parse_budgets, parse_strategies, size_label
     from ..tasks import load_task
 
     names = parse_strategies(strategies)  # bad input fails before any model is loaded

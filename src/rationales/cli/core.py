@@ -58,17 +58,15 @@ def run_cmd(
     json_out: bool = JsonOpt,
 ) -> None:
     """Sample rationales for TASK; compare greedy vs self-consistency vote@N; write a report."""
-    from ..pipeline import RunConfig, run
+    from ..jobs.run import RunConfig, run
     from ..tasks import load_task
 
     if method and method != "cot":
-        from ..methods import run_method  # the prompting-methods module (mistakes, formats, ...)
-
-        return run_method(method, task=task, backend=backend, model=model, samples=samples, limit=limit,
-                          size=size, seed=seed, temperature=temperature, max_tokens=max_tokens, store=store,
-                          out=out, base_url=base_url, json_out=json_out,
-                          backend_options=parse_backend_opts(backend_opt), options=parse_method_opts(method_opt),
-                          task_options=task_mapping(question_col, answer_col, context_col, answer_type))
+        return _run_method(method, task=task, backend=backend, model=model, samples=samples, limit=limit,
+                           size=size, seed=seed, temperature=temperature, max_tokens=max_tokens, store=store,
+                           out=out, base_url=base_url, json_out=json_out,
+                           backend_options=parse_backend_opts(backend_opt), options=parse_method_opts(method_opt),
+                           task_options=task_mapping(question_col, answer_col, context_col, answer_type))
     from ..prompts import load_template
 
     load_template(template)  # fail on a bad template before any model is loaded
@@ -95,6 +93,38 @@ def run_cmd(
     out_console.print(f"samples: {summary['samples_new']} new, {summary['samples_cached']} cached · "
                       f"tokens: {summary['tokens']} · outcomes: {summary['outcomes']} · {summary['time_s']} s")
     out_console.print(f"store: {summary['store']}\nreport: {summary['report']}")
+
+
+def _run_method(name: str, *, task: str, backend: str, model: str | None, samples: int, limit: int | None,
+                size: int, seed: int, temperature: float, max_tokens: int, store: str, out: str,
+                base_url: str | None, json_out: bool, options: dict | None = None,
+                backend_options: dict | None = None, task_options: dict | None = None) -> None:
+    """``rationales run --method NAME``: load task, backend, store; run the method; print its summary."""
+    from ..jobs.methods import MethodContext, method_function, run_method
+    from ..tasks import load_task
+
+    method_function(name)  # an unknown method fails before anything is loaded
+    problems = load_task(task, size=size, seed=seed, limit=limit, **(task_options or {}))
+    with open_store(store) as st:
+        be = make_backend(backend, model, base_url, **(backend_options or {}))
+        try:
+            if not json_out:
+                err_console.print(f"[bold]rationales run --method {name}[/] {task}: {len(problems)} problems on "
+                                  f"{be.name}:{be.model}")
+            ctx = MethodContext(problems=problems, backend=be, store=st, out=Path(out), task=task, samples=samples,
+                                temperature=temperature, max_tokens=max_tokens, seed=seed, size=size,
+                                options=options or {})
+            summary = run_method(name, ctx)
+        finally:
+            be.close()
+    if json_out:
+        print_json(summary)
+        return
+    if summary.get("strategies"):
+        out_console.print(strategies_table(f"{task} · method {name}", summary["strategies"]))
+    for key, value in summary.items():
+        if key not in ("strategies", "curve") and not isinstance(value, (list, dict)):
+            out_console.print(f"{key}: {value}")
 
 
 def tasks_cmd(grep: Optional[str] = typer.Argument(None, help="Only names containing this text.")) -> None:
@@ -182,7 +212,7 @@ def methods_cmd() -> None:
     """List the methods that `run --method NAME` accepts."""
     from rich.table import Table
 
-    from ..methods import METHODS
+    from ..jobs.methods import METHODS
 
     t = Table(title="methods (rationales run TASK --method NAME)")
     t.add_column("name")

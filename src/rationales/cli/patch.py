@@ -31,8 +31,9 @@ def patch_cmd(
     import time
 
     from ..generate import GenerationStats
-    from ..methods.patch import (SUCCESS_HEADER, patch_rationales, read_feedback_jsonl, resolve_items,
-                                 success_by_format, success_table_rows, write_report)
+    from ..jobs.methods.patch import (SUCCESS_HEADER, patch_rationales, read_feedback_jsonl, resolve_items,
+                                      success_by_format, success_table_rows)
+    from ..report.patch import write_report
 
     t0 = time.time()
     items = read_feedback_jsonl(feedback_file)

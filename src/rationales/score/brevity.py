@@ -28,17 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend
 from ..generate import GenerationStats, SampleSpec, continuation_prompt, finish_rationale, generate
 from ..prompts import RenderedPrompt
 from ..records import Problem, Rationale, Score, content_hash
-from ..search.vote import majority_vote
 from ..steps import split_spans
 from ..store import Store
-from .utility import ANSWER_TEMPLATE, AnswerScorer, option, rationale_body
+from .utility import ANSWER_TEMPLATE, AnswerScorer, rationale_body
 
 
 def sentence_spans(body: str) -> list[tuple[int, int]]:
@@ -234,89 +232,4 @@ def reduce_all(backend: Backend, store: Store, problems: Sequence[Problem], prom
 
 # ------------------------------------------------------------------ method: rationales run --method brevity
 
-def run(ctx: Any) -> dict[str, Any]:
-    """``rationales run --method brevity``: sample CoT rationales, reduce each, re-answer from the
-    reduced rationale, report tokens saved and accuracy kept."""
-    from ..pipeline import strategy_row
 
-    opts = ctx.options
-    specs = ctx.cot_specs(option(opts, "template", "cot"))
-    samples, stats = ctx.sample(specs)
-    problems = [s.problem for s in specs]
-    red_stats = GenerationStats()
-    threshold = option(opts, "threshold", 0.1)
-    pairs = reduce_all(ctx.backend, ctx.store, problems, [s.prompt for s in specs], samples, threshold=threshold,
-                       answer_max_tokens=option(opts, "answer_max_tokens", 16), stats=red_stats)
-    reduced_sets = [[pr.reduced or pr.original for pr in row] for row in pairs]
-    n = ctx.samples
-    strategies = {
-        "sample@1": strategy_row([majority_vote(p, rs[:1]) for p, rs in zip(problems, samples)]),
-        "reduced sample@1": strategy_row([majority_vote(p, rs[:1]) for p, rs in zip(problems, reduced_sets)]),
-        f"vote@{n}": strategy_row([majority_vote(p, rs) for p, rs in zip(problems, samples)]),
-        f"reduced vote@{n}": strategy_row([majority_vote(p, rs) for p, rs in zip(problems, reduced_sets)]),
-    }
-    done = [pr for row in pairs for pr in row if pr.reduced is not None]
-    was_right = [pr for pr in done if pr.original.correct]
-    body_tokens = sum(pr.body_tokens for pr in done)
-    saved = sum(pr.body_tokens - pr.reduced_body_tokens for pr in done)
-    flat = [r for rs in samples for r in rs]
-    summary: dict[str, Any] = {
-        "method": "brevity",
-        "problems": len(problems),
-        "samples_per_problem": n,
-        "threshold": threshold,
-        "strategies": strategies,
-        "reduced": len(done),
-        "skipped_no_reasoning": sum(1 for row in pairs for pr in row
-                                    if pr.reduced is None and pr.original.answer is not None),
-        "sentences": sum(len(pr.reduction.sentences) for pr in done if pr.reduction),
-        "sentences_dropped": sum(len(pr.reduction.dropped) for pr in done if pr.reduction),
-        "body_tokens": body_tokens,
-        "body_tokens_saved": saved,
-        "body_tokens_saved_pct": round(100 * saved / body_tokens, 2) if body_tokens else 0.0,
-        "tokens_original": sum(pr.original.tokens for pr in done),
-        "tokens_reduced": sum(pr.reduced.tokens for pr in done if pr.reduced),
-        "accuracy_original": round(sum(bool(pr.original.correct) for pr in done) / len(done), 4) if done else None,
-        "accuracy_reduced": round(sum(bool(pr.reduced.correct) for pr in done if pr.reduced) / len(done), 4)
-        if done else None,
-        "correct_kept": sum(bool(pr.reduced.correct) for pr in was_right if pr.reduced),
-        "correct_before": len(was_right),
-        "accuracy_kept": round(sum(bool(pr.reduced.correct) for pr in was_right if pr.reduced) / len(was_right), 4)
-        if was_right else None,
-        "tokens": sum(r.tokens for r in flat),
-        "reanswer_samples_new": red_stats.new,
-        **stats.as_dict(),
-    }
-    summary["report"] = str(write_report(Path(ctx.out), summary, problems, pairs))
-    return summary
-
-
-def write_report(out: Path, summary: dict[str, Any], problems: Sequence[Problem],
-                 pairs: Sequence[Sequence[ReducedPair]]) -> Path:
-    from ..report.html import esc, page, rationale_html, strategies_table, table
-
-    out.mkdir(parents=True, exist_ok=True)
-    keys = ["threshold", "reduced", "sentences", "sentences_dropped", "body_tokens", "body_tokens_saved",
-            "body_tokens_saved_pct", "tokens_original", "tokens_reduced", "accuracy_original", "accuracy_reduced",
-            "correct_before", "correct_kept", "accuracy_kept"]
-    body = [f"<p class='meta'>{summary['problems']} problems × {summary['samples_per_problem']} samples</p>",
-            "<h2>Strategies</h2>", strategies_table(summary["strategies"]),
-            "<h2>Tokens saved vs accuracy kept</h2>", table(["measure", "value"], [(k, summary[k]) for k in keys]),
-            "<p class='meta'>A sentence is dropped when, without it, log P(answer | question, rationale) stays within "
-            "the threshold (nats) of its value with the full rationale; the reduced rationale's answer is re-derived "
-            "by the model from the reduced text.</p>", "<h2>Problems</h2>"]
-    for p, row in zip(problems, pairs):
-        parts = [f"<div class='problem'><b>{esc(p.question)}</b><div class='meta'>gold: {esc(p.gold)}</div>"]
-        for pr in row:
-            parts.append(rationale_html(pr.original, f"original {pr.original.sample_index}"))
-            if pr.reduced is not None and pr.reduction is not None:
-                dropped = "".join(f"<li><s>{esc(pr.reduction.sentences[i])}</s></li>" for i in pr.reduction.dropped)
-                parts.append(rationale_html(pr.reduced, f"reduced ({len(pr.reduction.dropped)} of "
-                                                        f"{len(pr.reduction.sentences)} sentences dropped)")
-                             + (f"<details><summary>dropped sentences</summary><ul>{dropped}</ul></details>"
-                                if dropped else ""))
-        parts.append("</div>")
-        body.append("".join(parts))
-    path = out / "brevity.html"
-    path.write_text(page("verbosity-aware rationale reduction", "".join(body)), encoding="utf-8")
-    return path

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..generate import cot_specs, finish_rationale
+from ..generate import finish_rationale
 from ..records import Problem, Rationale, Score
-from ..search.vote import Selection, majority_vote
-from ..answers import check_answer, extract_answer, normalize
-from .utility import option
+from ..select.vote import Selection
+from ..answers import extract_answer, normalize
 
 
 # ------------------------------------------------------------------ ECE and reliability bins
@@ -115,41 +113,6 @@ def vote_calibration(selections: Sequence[Selection], n_bins: int = 10) -> dict[
 
 # ------------------------------------------------------------------ reliability diagram
 
-def reliability_diagram(summaries: dict[str, dict[str, Any]], title: str = "reliability diagram") -> str:
-    """An <img> with one reliability curve per summary (label -> ``calibration_summary``):
-    accuracy per bin against mean confidence per bin, the shaded marker's size ~ bin count;
-    the diagonal is perfect calibration."""
-    from ..report.html import new_figure, plot_img
-
-    fig, ax = new_figure(6.0, 5.2)
-    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="perfect calibration")
-    for label, s in summaries.items():
-        pts = [(b["confidence"], b["accuracy"], b["n"]) for b in s["bins"] if b["n"]]
-        if not pts:
-            continue
-        xs, ys, ns = zip(*pts)
-        ece = s.get("ece")
-        (line,) = ax.plot(xs, ys, marker="o",
-                          label=f"{label} (ECE {ece:.3f}, n={s['n']})" if ece is not None else label)
-        ax.scatter(xs, ys, s=[20 + 180 * n / max(ns) for n in ns], alpha=.3, color=line.get_color())
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("confidence (mean per bin)")
-    ax.set_ylabel("accuracy (per bin)")
-    ax.set_title(title)
-    ax.grid(alpha=.3)
-    ax.legend(loc="upper left", fontsize=8)
-    return plot_img(fig, title)
-
-
-def calibration_html(summaries: dict[str, dict[str, Any]]) -> str:
-    """A report section body: ECE table plus the reliability diagram."""
-    from ..report.html import table
-
-    rows = [(label, s["n"], s["ece"], s["brier"], s["mean_confidence"], s["accuracy"]) for label, s in summaries.items()]
-    return (table(["confidence", "n", "ECE", "Brier", "mean confidence", "accuracy"], rows)
-            + reliability_diagram(summaries))
-
 
 # ------------------------------------------------------------------ confidence scores
 
@@ -224,87 +187,4 @@ def verbal_scores(problem: Problem, rationales: Sequence[Rationale]) -> list[Rat
 
 # ------------------------------------------------------------------ method: rationales run --method calibration
 
-def run(ctx: Any) -> dict[str, Any]:
-    """``rationales run --method calibration``: N CoT samples per problem -> vote-share
-    confidence; one greedy rationale with a verbal confidence per problem; ECE, Brier and a
-    reliability diagram for both (and per-sample agreement)."""
-    from ..pipeline import strategy_row
 
-    opts = ctx.options
-    n_bins = option(opts, "bins", 10)
-    specs = ctx.cot_specs(option(opts, "template", "cot"))
-    verbal = option(opts, "verbal", True)
-    verbal_specs = cot_specs(ctx.problems, template="cot_confidence", n=1, temperature=0.0,
-                             max_tokens=ctx.max_tokens, method="cot_confidence") if verbal else []
-    out, stats = ctx.sample([*specs, *verbal_specs])
-    samples, verbal_rs = out[:len(specs)], [rs[0] for rs in out[len(specs):]]
-    problems = [s.problem for s in specs]
-    for rs in samples:
-        agreement_scores(rs)
-    ctx.store.put_rationales([r for rs in samples for r in rs])
-    for p, r in zip(problems, verbal_rs):
-        verbal_scores(p, [r])
-    if verbal_rs:
-        ctx.store.put_rationales(verbal_rs)
-
-    votes = [majority_vote(p, rs) for p, rs in zip(problems, samples)]
-    n = ctx.samples
-    strategies = {f"vote@{n}": strategy_row(votes),
-                  "sample@1": strategy_row([majority_vote(p, rs[:1]) for p, rs in zip(problems, samples)])}
-    calib: dict[str, dict[str, Any]] = {f"vote share (vote@{n})": vote_calibration(votes, n_bins)}
-    flat = [r for rs in samples for r in rs]
-    answered = [r for r in flat if r.answer is not None]
-    calib["sample agreement"] = calibration_summary([r.score("agreement") for r in answered],
-                                                    [r.correct for r in answered], n_bins)
-    unparsed = 0
-    if verbal_rs:
-        strategies["verbal greedy"] = strategy_row(
-            [Selection(p.id, r.answer, check_answer(p, r.answer), r.score("verbal_confidence"), r.tokens, r.id,
-                       strategy="verbal") for p, r in zip(problems, verbal_rs)])
-        parsed = [r for r in verbal_rs if r.score("verbal_confidence") is not None]
-        unparsed = len(verbal_rs) - len(parsed)
-        calib["verbal (greedy)"] = calibration_summary([r.score("verbal_confidence") for r in parsed],
-                                                       [r.correct for r in parsed], n_bins)
-    summary: dict[str, Any] = {
-        "method": "calibration",
-        "problems": len(problems),
-        "samples_per_problem": n,
-        "strategies": strategies,
-        "calibration": calib,
-        "ece_vote": calib[f"vote share (vote@{n})"]["ece"],
-        "ece_verbal": calib["verbal (greedy)"]["ece"] if verbal_rs else None,
-        "verbal_parsed": len(verbal_rs) - unparsed,
-        "verbal_unparsed": unparsed,
-        "tokens": sum(r.tokens for r in flat) + sum(r.tokens for r in verbal_rs),
-        **stats.as_dict(),
-    }
-    summary["report"] = str(write_report(Path(ctx.out), summary, problems, votes, verbal_rs))
-    return summary
-
-
-def write_report(out: Path, summary: dict[str, Any], problems: Sequence[Problem], votes: Sequence[Selection],
-                 verbal_rs: Sequence[Rationale]) -> Path:
-    from ..report.html import esc, page, rationale_html, strategies_table, table
-
-    out.mkdir(parents=True, exist_ok=True)
-    body = [f"<p class='meta'>{summary['problems']} problems × {summary['samples_per_problem']} samples · "
-            f"verbal confidence parsed {summary['verbal_parsed']}, unparsed {summary['verbal_unparsed']}</p>",
-            "<h2>Strategies</h2>", strategies_table(summary["strategies"]),
-            "<h2>Calibration</h2>", calibration_html(summary["calibration"]),
-            "<h2>Per problem</h2>"]
-    rows = []
-    verbal_by = {r.problem_id: r for r in verbal_rs}
-    for p, v in zip(problems, votes):
-        vr = verbal_by.get(p.id)
-        rows.append((p.question[:80], p.gold, v.answer, f"{v.confidence or 0:.2f}", "✓" if v.correct else "✗",
-                     "" if vr is None else vr.answer,
-                     "" if vr is None else ("unparsed" if vr.score("verbal_confidence") is None
-                                            else f"{vr.score('verbal_confidence'):.2f}")))
-    body.append(table(["question", "gold", "vote", "vote share", "", "verbal answer", "verbal confidence"], rows))
-    if verbal_rs:
-        body.append("<h2>Verbal-confidence rationales</h2>"
-                    + "".join(f"<div class='problem'><b>{esc(p.question)}</b>{rationale_html(verbal_by[p.id])}</div>"
-                              for p in problems if p.id in verbal_by))
-    path = out / "calibration.html"
-    path.write_text(page("calibration: agreement and verbal confidence", "".join(body)), encoding="utf-8")
-    return path

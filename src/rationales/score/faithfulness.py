@@ -34,18 +34,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend
 from ..generate import GenerationStats, SampleSpec, generate
 from ..prompts import render
 from ..records import Problem, Rationale, Score
-from ..search.vote import Selection, majority_vote
 from ..steps import segment
 from ..store import Store
 from ..answers import normalize, normalize_text, parse_number
-from .utility import option, rationale_body
+from .utility import rationale_body
 
 MASK = "[MASK]"
 PROBE_TEMPLATE = "faithfulness_probe"
@@ -236,119 +234,7 @@ def score_faithfulness(backend: Backend, store: Store, problems: Sequence[Proble
     return len(specs)
 
 
-def filtered_vote(problem: Problem, rationales: Sequence[Rationale], keep: Any, strategy: str) -> Selection:
-    """Majority vote over the rationales ``keep`` accepts (all of them when it accepts none);
-    tokens count every rationale, since all were generated."""
-    kept = [r for r in rationales if keep(r)] or list(rationales)
-    sel = majority_vote(problem, kept)
-    sel.tokens = sum(r.tokens for r in rationales)
-    sel.strategy = strategy
-    return sel
-
-
-def _faithful(r: Rationale) -> bool:
-    v = r.score("faithfulness")
-    return v is not None and v > 0
-
-
-def _consistent(r: Rationale) -> bool:
-    return r.score("consistency") == 1.0
-
-
 # ------------------------------------------------------------------ method: rationales run --method faithfulness
-
-def run(ctx: Any) -> dict[str, Any]:
-    """``rationales run --method faithfulness``: sample CoT rationales, probe each with
-    counterfactual perturbations, check answer-rationale consistency, and compare the vote over
-    all samples with votes over faithful-only and consistent-only samples."""
-    from ..pipeline import strategy_row
-
-    opts = ctx.options
-    specs = ctx.cot_specs(option(opts, "template", "cot"))
-    samples, stats = ctx.sample(specs)
-    problems = [s.problem for s in specs]
-    probe_stats = GenerationStats()
-    probes = score_faithfulness(ctx.backend, ctx.store, problems, samples, ratio=option(opts, "mask_ratio", 0.3),
-                                n_masks=option(opts, "n_masks", 2), numbers=option(opts, "numbers", True),
-                                seed=ctx.seed, max_tokens=option(opts, "probe_max_tokens", 48), stats=probe_stats)
-    flat = [r for rs in samples for r in rs]
-    faith = [r.score("faithfulness") for r in flat]
-    faith = [v for v in faith if v is not None]
-    cons = [r.score("consistency") for r in flat]
-    cons = [v for v in cons if v is not None]
-    n = ctx.samples
-    strategies = {
-        f"vote@{n}": strategy_row([majority_vote(p, rs) for p, rs in zip(problems, samples)]),
-        f"vote@{n} faithful-only": strategy_row(
-            [filtered_vote(p, rs, _faithful, "faithful_vote") for p, rs in zip(problems, samples)]),
-        f"vote@{n} consistent-only": strategy_row(
-            [filtered_vote(p, rs, _consistent, "consistent_vote") for p, rs in zip(problems, samples)]),
-    }
-
-    def acc_of(rs: list[Rationale]) -> float | None:
-        judged = [r for r in rs if r.correct is not None]
-        return round(sum(bool(r.correct) for r in judged) / len(judged), 4) if judged else None
-
-    answered = [r for r in flat if r.answer is not None]
-    summary: dict[str, Any] = {
-        "method": "faithfulness",
-        "problems": len(problems),
-        "samples_per_problem": n,
-        "strategies": strategies,
-        "rationales_probed": len([r for r in flat if r.score("faithfulness") is not None]),
-        "faithful": sum(1 for v in faith if v > 0),
-        "unfaithful": sum(1 for v in faith if v == 0),
-        "mean_change_rate": round(sum(faith) / len(faith), 4) if faith else None,
-        "consistent": sum(1 for v in cons if v == 1.0),
-        "inconsistent": sum(1 for v in cons if v == 0.0),
-        "accuracy_faithful": acc_of([r for r in answered if _faithful(r)]),
-        "accuracy_unfaithful": acc_of([r for r in answered if r.score("faithfulness") == 0]),
-        "accuracy_consistent": acc_of([r for r in answered if _consistent(r)]),
-        "accuracy_inconsistent": acc_of([r for r in answered if r.score("consistency") == 0.0]),
-        "probes": probes,
-        "probes_new": probe_stats.new,
-        "tokens": sum(r.tokens for r in flat),
-        "probe_tokens_new": probe_stats.tokens_new,
-        **stats.as_dict(),
-    }
-    summary["report"] = str(write_report(Path(ctx.out), summary, problems, samples, ctx.store))
-    return summary
-
-
-def write_report(out: Path, summary: dict[str, Any], problems: Sequence[Problem],
-                 samples: Sequence[Sequence[Rationale]], store: Store) -> Path:
-    from ..report.html import esc, page, rationale_html, strategies_table, table
-
-    out.mkdir(parents=True, exist_ok=True)
-    keys = ["rationales_probed", "faithful", "unfaithful", "mean_change_rate", "consistent", "inconsistent",
-            "accuracy_faithful", "accuracy_unfaithful", "accuracy_consistent", "accuracy_inconsistent", "probes"]
-    body = [f"<p class='meta'>{summary['problems']} problems × {summary['samples_per_problem']} samples · "
-            f"{summary['probes']} probes ({summary['probes_new']} new)</p>",
-            "<h2>Strategies</h2>", strategies_table(summary["strategies"]),
-            "<h2>Faithfulness and consistency</h2>", table(["measure", "value"], [(k, summary[k]) for k in keys]),
-            "<p class='meta'>faithful = the decomposed answer changed under at least one counterfactual "
-            "(masked tokens / replaced numbers); unfaithful = it changed under none.</p>", "<h2>Problems</h2>"]
-    for p, rs in zip(problems, samples):
-        parts = [f"<div class='problem'><b>{esc(p.question)}</b><div class='meta'>gold: {esc(p.gold)}</div>"]
-        for r in rs:
-            parts.append(rationale_html(r, f"sample {r.sample_index}"))
-            f = next((s for s in reversed(r.scores) if s.kind == "faithfulness"), None)
-            if f is None:
-                continue
-            rows = [("intact", f.detail.get("intact_answer"), "")]
-            rows += [(d["perturbation"], d["answer"], "changed" if d["changed"] else "same")
-                     for d in f.detail.get("probes", [])]
-            flag = f.detail.get("flag")
-            parts.append(f"<details><summary>probes{' — <b>flagged unfaithful</b>' if flag else ''}</summary>"
-                         + table(["perturbation", "answer", ""], rows) + "".join(
-                             f"<div class='meta'>{esc(d['perturbation'])} rationale the probe saw:</div>"
-                             f"<pre>{esc(perturbed_text(store, d['probe_id']))}</pre>"
-                             for d in f.detail.get("probes", [])[:1]) + "</details>")
-        parts.append("</div>")
-        body.append("".join(parts))
-    path = out / "faithfulness.html"
-    path.write_text(page("faithfulness (PINTO counterfactuals) and consistency", "".join(body)), encoding="utf-8")
-    return path
 
 
 def perturbed_text(store: Store, probe_id: str) -> str:

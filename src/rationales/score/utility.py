@@ -35,7 +35,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, ContinuationScore
@@ -43,7 +42,6 @@ from ..errors import RationalesError
 from ..generate import continuation_prompt, steps_prefix
 from ..prompts import RenderedPrompt
 from ..records import Problem, Rationale, Score
-from ..search.vote import Selection, majority_vote, weighted_vote
 from ..steps import segment
 
 ANSWER_TEMPLATE = "The answer is {answer}."
@@ -107,27 +105,6 @@ class AnswerScorer:
             self.calls += 1
             self._memo[key] = self.backend.logprobs(text, [self.continuation(text, answer)])[0]
         return self._memo[key]
-
-
-def option(opts: dict[str, Any], key: str, default: Any) -> Any:
-    """``opts[key]`` converted to the type of ``default`` (strings from a command line too);
-    a value that does not convert is a one-line error naming the option."""
-    value = opts.get(key, default)
-    if value is None or isinstance(default, str) or default is None:
-        return value
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.strip().lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.strip().lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        return type(default)(value)
-    except (TypeError, ValueError):
-        raise RationalesError(f"Option {key}={value!r} should be a {type(default).__name__} "
-                              f"(default {default!r}).") from None
 
 
 def _by(backend: Backend) -> str:
@@ -201,11 +178,6 @@ def utility_weight(r: Rationale, kind: str = "utility_own", scale: float = 1.0) 
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def utility_vote(problem: Problem, rationales: Sequence[Rationale], scale: float = 1.0) -> Selection:
-    """Weighted vote, each rationale weighted by ``utility_weight`` (gold-free)."""
-    return weighted_vote(problem, rationales, lambda r: utility_weight(r, scale=scale), strategy="utility_vote")
-
-
 def auroc(positive: Sequence[float], negative: Sequence[float]) -> float | None:
     """P(a random positive scores above a random negative), ties counting one half."""
     if not positive or not negative:
@@ -243,92 +215,4 @@ def utility_stats(rationales: Sequence[Rationale], kind: str = "utility") -> Uti
 
 # ------------------------------------------------------------------ method: rationales run --method utility
 
-def run(ctx: Any) -> dict[str, Any]:
-    """``rationales run --method utility``: sample CoT rationales, score their utility for the
-    gold answer (per step) and for their own answer, compare correct vs wrong rationales and
-    a utility-weighted vote with the plain vote."""
-    from ..pipeline import strategy_row
 
-    opts = ctx.options
-    template = option(opts, "template", "cot")
-    scorer = AnswerScorer(ctx.backend, option(opts, "answer_template", ANSWER_TEMPLATE))
-    specs = ctx.cot_specs(template)
-    samples, stats = ctx.sample(specs)
-    for spec, rs in zip(specs, samples):
-        score_utility(ctx.backend, spec.problem, rs, spec.prompt, per_step=option(opts, "per_step", True),
-                      scorer=scorer)
-        ctx.store.put_rationales(rs)
-    problems = [s.problem for s in specs]
-    scale = option(opts, "weight_scale", 1.0)
-    n = ctx.samples
-    strategies = {
-        "sample@1": strategy_row([majority_vote(p, rs[:1]) for p, rs in zip(problems, samples)]),
-        f"vote@{n}": strategy_row([majority_vote(p, rs) for p, rs in zip(problems, samples)]),
-        f"utility_vote@{n}": strategy_row([utility_vote(p, rs, scale) for p, rs in zip(problems, samples)]),
-    }
-    flat = [r for rs in samples for r in rs]
-    summary: dict[str, Any] = {
-        "method": "utility",
-        "problems": len(problems),
-        "samples_per_problem": n,
-        "strategies": strategies,
-        "utility": utility_stats(flat).as_dict(),
-        "utility_own": utility_stats(flat, "utility_own").as_dict(),
-        "logprob_calls": scorer.calls,
-        "tokens": sum(r.tokens for r in flat),
-        **stats.as_dict(),
-    }
-    # flat copies for the CLI's one-line-per-value printout
-    summary["utility_mean_correct"] = summary["utility"]["mean_correct"]
-    summary["utility_mean_wrong"] = summary["utility"]["mean_wrong"]
-    summary["utility_auroc"] = summary["utility"]["auroc"]
-    summary["report"] = str(write_report(Path(ctx.out), summary, problems, samples))
-    return summary
-
-
-def per_step_plot(samples: Sequence[Sequence[Rationale]]) -> str:
-    from ..report.html import new_figure, plot_img
-
-    fig, ax = new_figure()
-    seen: set[str] = set()
-    for rs in samples:
-        for r in rs:
-            s = next((s for s in reversed(r.scores) if s.kind == "utility"), None)
-            if s is None or not s.detail.get("per_step") or r.correct is None:
-                continue
-            label = "correct" if r.correct else "wrong"
-            ys = [0.0, *s.detail["per_step"]]
-            ax.plot(range(len(ys)), ys, color="#2a7" if r.correct else "#c33", alpha=.45, lw=1,
-                    label=None if label in seen else label)
-            seen.add(label)
-    ax.axhline(0, color="gray", lw=.8, ls="--")
-    ax.set_xlabel("steps of the rationale read (k)")
-    ax.set_ylabel("log P(gold | q, steps ≤ k) − log P(gold | q)")
-    ax.grid(alpha=.3)
-    if seen:
-        ax.legend()
-    return plot_img(fig, "cumulative utility per step")
-
-
-def write_report(out: Path, summary: dict[str, Any], problems: Sequence[Problem],
-                 samples: Sequence[Sequence[Rationale]]) -> Path:
-    from ..report.html import esc, page, rationale_html, strategies_table, table
-
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [(k, v["mean_correct"], v["mean_wrong"], v["n_correct"], v["n_wrong"], v["auroc"])
-            for k, v in (("utility (gold answer)", summary["utility"]), ("utility (own answer)", summary["utility_own"]))]
-    body = [f"<p class='meta'>{summary['problems']} problems × {summary['samples_per_problem']} samples · "
-            f"{summary['logprob_calls']} log-prob calls · {summary['samples_new']} new / "
-            f"{summary['samples_cached']} cached samples</p>",
-            "<h2>Strategies</h2>", strategies_table(summary["strategies"]),
-            "<h2>Utility of correct vs wrong rationales</h2>",
-            table(["score", "mean (correct)", "mean (wrong)", "n correct", "n wrong", "AUROC"], rows),
-            "<p class='meta'>utility = log P(answer | question, rationale) − log P(answer | question), in nats; "
-            "AUROC = chance a correct rationale scores above a wrong one.</p>",
-            "<h2>Cumulative utility per step</h2>", per_step_plot(samples), "<h2>Problems</h2>"]
-    for p, rs in zip(problems, samples):
-        body.append(f"<div class='problem'><b>{esc(p.question)}</b><div class='meta'>gold: {esc(p.gold)}</div>"
-                    + "".join(rationale_html(r, f"sample {r.sample_index}") for r in rs) + "</div>")
-    path = out / "utility.html"
-    path.write_text(page("reasoning utility", "".join(body)), encoding="utf-8")
-    return path

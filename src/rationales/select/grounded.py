@@ -38,39 +38,17 @@ Choices where the paper is silent or does not fit this setting (recorded here on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..backends.base import Backend
 from ..errors import RationalesError
 from ..generate import GenerationStats, steps_prefix
-from ..records import Problem, Rationale
-from ..search.tree import MCTSConfig, Node, StepChecker, Tree, label_paths, run_mcts
+from ..records import Problem
+from .tree import MCTSConfig, Node, StepChecker, Tree, label_paths, run_mcts
 from ..store import Store
+from ..verify.grounded import path_reward
 
 METHOD = "grounded_mcts"
-
-
-def hybrid_reward(step_verdicts: Sequence[int | None], final: int) -> float:
-    """R = sum_{i=1..N} (1/N) v_i (N-i+1)/N + F/N (GroundedPRM). ``None`` verdicts count as 0.
-
-    >>> round(hybrid_reward([1, -1, 0], 1), 6)   # 1/3 - 2/9 + 0 + 1/3 = 4/9
-    0.444444
-    """
-    if final not in (-1, 0, 1):
-        raise RationalesError(f"hybrid_reward: the final verdict must be +1 or -1 (0 if unknown), got {final}.")
-    vs = [0 if v is None else int(v) for v in step_verdicts]
-    if any(v not in (-1, 0, 1) for v in vs):
-        raise RationalesError(f"hybrid_reward: step verdicts must be +1, -1 or 0/None, got {list(step_verdicts)}.")
-    n = len(vs)
-    if n == 0:
-        return float(final)
-    return sum((1.0 / n) * v * (n - i + 1) / n for i, v in enumerate(vs, start=1)) + final / n
-
-
-def path_reward(rationale: Rationale) -> float:
-    """The hybrid reward of a finished, tool-checked path (F from ``rationale.correct``)."""
-    return hybrid_reward([s.verdict("tool") for s in rationale.steps], 1 if rationale.correct else -1)
 
 
 def _default_checker(rel_tol: float) -> StepChecker:
@@ -142,60 +120,3 @@ def sibling_pairs(tree: Tree | dict[str, Any], min_margin: float = 0.0) -> list[
 # ---------------------------------------------------------------- `rationales run --method grounded`
 
 
-def run(ctx: Any) -> dict[str, Any]:
-    """``rationales run TASK --method grounded [-n ROLLOUTS]``: build a GroundedPRM tree per
-    problem (``-n`` = rollouts, default 8; ``ctx.options`` may set children, max_depth, gamma,
-    c, rel_tol), store the step-labelled paths and trees, and write ``grounded.html``.
-
-    The one accuracy row is the share of finished paths whose answer is right (the trees use
-    the gold answer in their reward, so no "best path" accuracy is reported: it would leak it)."""
-    from ..pipeline import strategy_row
-    from ..search.vote import Selection
-
-    opts = ctx.options or {}
-    stats = GenerationStats()
-    rollouts = max(1, int(opts.get("rollouts", ctx.samples)))
-    trees = grounded_trees(ctx.problems, ctx.backend, ctx.store, rollouts=rollouts,
-                           children=int(opts.get("children", 3)), c=float(opts.get("c", 1.414)),
-                           max_depth=int(opts.get("max_depth", 7)), gamma=float(opts.get("gamma", 0.9)),
-                           temperature=ctx.temperature if ctx.temperature > 0 else 0.7,
-                           rollout_tokens=ctx.max_tokens, seed=ctx.seed, rel_tol=float(opts.get("rel_tol", 1e-6)),
-                           stats=stats)
-    paths = [r for t in trees for r in t.rationales]
-    path_sels = [Selection(r.problem_id, r.answer, r.correct, None, r.tokens, r.id, strategy="grounded path")
-                 for r in paths]
-    steps = [s for r in paths for s in r.steps]
-    pairs = [pair for t in trees for pair in sibling_pairs(t)]
-    summary: dict[str, Any] = {
-        "strategies": {"finished paths (share right)": strategy_row(path_sels)},
-        "samples_new": stats.new, "samples_cached": stats.cached,
-        "tokens": sum(t.tokens for t in trees), "tokens_new": stats.tokens_new,
-        "trees": len(trees), "paths": len(paths), "paths_right": sum(1 for r in paths if r.correct),
-        "steps_labelled": len(steps),
-        "steps_tool_right": sum(1 for s in steps if s.verdict("tool") == 1),
-        "steps_tool_wrong": sum(1 for s in steps if s.verdict("tool") == -1),
-        "steps_mc_positive": sum(1 for s in steps if s.verdict("mc") == 1),
-        "sibling_pairs": len(pairs),
-    }
-    summary["report"] = str(_write_report(Path(ctx.out), summary, trees))
-    return summary
-
-
-def _write_report(out_dir: Path, summary: dict[str, Any], trees: Sequence[Tree]) -> Path:
-    from ..report.html import esc, page, rationale_html, table
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    keys = ("trees", "paths", "paths_right", "steps_labelled", "steps_tool_right", "steps_tool_wrong",
-            "steps_mc_positive", "sibling_pairs", "tokens", "samples_new", "samples_cached")
-    body = ["<p class='meta'>GroundedPRM data construction (Zhang et al., 2025): MCTS over steps, each step "
-            "tool-checked, paths valued by the hybrid reward; step colours = tool and MC verdicts.</p>",
-            table(["what", "count"], [(k.replace("_", " "), summary[k]) for k in keys])]
-    for t in trees:
-        ordered = sorted(t.rationales, key=lambda r: -(r.score("hybrid_reward") or 0.0))
-        body.append(f"<div class='problem'><b>{esc(t.problem.question)}</b><div class='meta'>gold "
-                    f"{esc(t.problem.gold)} · {len(t.nodes) - 1} tree steps · {len(t.paths)} paths · "
-                    f"{t.tokens} tokens · {len(sibling_pairs(t))} sibling pairs</div>"
-                    + "".join(rationale_html(r, f"R={r.score('hybrid_reward'):.3f}") for r in ordered) + "</div>")
-    path = out_dir / "grounded.html"
-    path.write_text(page("GroundedPRM trees", "".join(body)), encoding="utf-8")
-    return path

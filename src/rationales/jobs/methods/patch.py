@@ -1,0 +1,292 @@
+"""Natural-language feedback patching of rationales (method ``patch``, command ``rationales patch``).
+
+Malaviya, Lee, Roth, Yatskar, 2023, "What if you said that differently?" (seeds/000): users
+read a wrong answer with its rationale and write free-text feedback; the model then **patches
+the rationale in context** (prompt = question, old rationale, feedback -> revised rationale)
+and answers again from the revised rationale alone (decomposed QA, ``formats.py``). The metric
+is how often patching fixes the answer, per rationale format.
+
+Records: each patch is a new ``Rationale`` (method ``patch``) whose ``parent_id`` is the old
+rationale and whose ``meta`` holds ``{"feedback", "format", "feedback_source"}``; the feedback
+is part of the prompt, so different feedback on the same rationale gives a different patch.
+
+Feedback sources: a JSONL file of ``{"rationale_id", "feedback"}`` rows (a person's feedback,
+``rationales patch FILE``); ``model`` (the model reads the question, the rationale and "its
+answer X is wrong" and writes the feedback itself, ``feedback_model.j2``); ``gold`` (scripted
+from the gold answer: says which answer is right, for benchmarks; an upper bound, since it
+leaks the answer); ``wrong`` (scripted: only says the answer is wrong).
+
+Choices where the paper is silent: patches and feedback are greedy; the revised rationale may
+use up to ``max_tokens``; success rate = fixed / patched among *wrong* parents (each
+(rationale, feedback) pair is one attempt), with a Wilson 95% interval; patches of parents
+that were already right are counted apart (``kept_correct``).
+
+Options of ``run --method patch``: ``format`` (as in formats), ``feedback`` (model | gold |
+wrong; default model) or ``feedback_file`` (a JSONL path), ``answer_max_tokens`` (48).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...backends.base import Backend
+from ...errors import RationalesError, UnknownNameError
+from ...generate import GenerationStats, SampleSpec, generate
+from ...prompts import render
+from ...records import Problem, Rationale
+from ...stats import wilson_interval
+from ...select.vote import strategy_row
+from ...store import Store
+from . import MethodContext
+from .formats import CHUNK, FORMATS, answer_from_rationales, decomposed_selection, parse_formats, run_formats
+
+FEEDBACK_SOURCES = ("model", "gold", "wrong")
+PATCH_METHOD = "patch"
+FEEDBACK_METHOD = "feedback"
+
+
+@dataclass
+class FeedbackItem:
+    """One piece of feedback on one stored rationale (``line``: where it came from)."""
+
+    rationale_id: str
+    feedback: str
+    line: int | None = None
+    source: str = "user"
+
+
+@dataclass
+class PatchResult:
+    parent: Rationale
+    patch: Rationale
+    feedback: str
+    format: str
+
+    @property
+    def fixed(self) -> bool:
+        return self.parent.correct is False and self.patch.correct is True
+
+
+def read_feedback_jsonl(path: str | Path) -> list[FeedbackItem]:
+    """Rows ``{"rationale_id": ..., "feedback": "..."}``, one per line; blank lines skipped.
+    A malformed line is a one-line ``RationalesError`` naming the file and line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise RationalesError(f"Feedback file {path} does not exist; write one JSON object per line: "
+                              '{"rationale_id": "...", "feedback": "..."}.') from None
+    except UnicodeDecodeError as e:
+        raise RationalesError(f"Feedback file {path} is not UTF-8 text ({e.reason}).") from None
+    items = []
+    shape = '{"rationale_id": "...", "feedback": "..."}'
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RationalesError(f"{path} line {no}: not valid JSON ({e.msg}); each line must be {shape}.") from None
+        if not isinstance(row, dict):
+            raise RationalesError(f"{path} line {no}: expected a JSON object {shape}.")
+        rid, feedback = row.get("rationale_id"), row.get("feedback")
+        if not isinstance(rid, str) or not rid.strip():
+            raise RationalesError(f"{path} line {no}: missing \"rationale_id\" (a stored rationale's id, "
+                                  "see `rationales export`).")
+        if not isinstance(feedback, str) or not feedback.strip():
+            raise RationalesError(f"{path} line {no}: missing \"feedback\" text for rationale {rid}.")
+        items.append(FeedbackItem(rid.strip(), feedback.strip(), line=no))
+    if not items:
+        raise RationalesError(f"Feedback file {path} has no feedback rows; write one JSON object per line: {shape}.")
+    return items
+
+
+def write_feedback_jsonl(path: str | Path, items: Sequence[FeedbackItem]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"rationale_id": i.rationale_id, "feedback": i.feedback}) + "\n"
+                            for i in items), encoding="utf-8")
+    return path
+
+
+def resolve_items(items: Sequence[FeedbackItem], store: Store,
+                  source: str | Path | None = None) -> list[tuple[Rationale, Problem, FeedbackItem]]:
+    """Look up each item's rationale and problem; an unknown id is an error naming its line."""
+    found = store.get_rationales(i.rationale_id for i in items)
+    out = []
+    where = f"{source} " if source else ""
+    for item in items:
+        r = found.get(item.rationale_id)
+        if r is None:
+            at = f"{where}line {item.line}: " if item.line else ""
+            raise RationalesError(f"{at}no rationale with id '{item.rationale_id}' in store {store.path}; "
+                                  "use ids from `rationales export` on the same --store.")
+        problem = store.get_problem(r.problem_id)
+        if problem is None:
+            raise RationalesError(f"Rationale {r.id} refers to problem {r.problem_id}, which is not in store "
+                                  f"{store.path}.")
+        out.append((r, problem, item))
+    return out
+
+
+def format_of(r: Rationale) -> str:
+    """The rationale format of a record: meta["format"], else from a "format:NAME" method."""
+    fmt = r.meta.get("format")
+    if fmt:
+        return str(fmt)
+    return r.method.split(":", 1)[1] if r.method.startswith("format:") else r.method
+
+
+def gold_feedback(problem: Problem, r: Rationale) -> str:
+    """Scripted feedback that names the correct answer (benchmarks; leaks the gold)."""
+    return (f"The final answer {r.answer if r.answer is not None else '(none given)'} is wrong; the correct answer "
+            f"is {problem.gold}. Find the first step that goes wrong, fix it, and redo the steps after it so "
+            f"that they reach {problem.gold}.")
+
+
+def wrong_feedback(problem: Problem, r: Rationale) -> str:
+    """Scripted feedback that only says the answer is wrong."""
+    return (f"The final answer {r.answer if r.answer is not None else '(none given)'} is wrong. Check every "
+            "number and calculation against the question, fix the first mistake, and redo the steps after it.")
+
+
+def model_feedback(pairs: Sequence[tuple[Problem, Rationale]], backend: Backend, store: Store, *,
+                   max_tokens: int = 160, stats: GenerationStats | None = None) -> list[str]:
+    """The model writes the feedback itself (told only that the answer is wrong); cached as
+    rationales of method ``feedback`` whose parent is the reviewed rationale."""
+    specs = [SampleSpec(problem=p, prompt=render("feedback_model", question=p.question, context=p.context,
+                                                 rationale=r.text.strip(),
+                                                 answer=r.answer if r.answer is not None else "(none)"),
+                        n=1, temperature=0.0, max_tokens=max_tokens, method=FEEDBACK_METHOD, parent_id=r.id,
+                        meta={"format": format_of(r)})
+             for p, r in pairs]
+    out = generate(specs, backend, store, stats=stats, chunk_size=CHUNK) if specs else []
+    return [rs[0].text.strip() or "The answer is wrong; check the steps." for rs in out]
+
+
+def make_feedback(pairs: Sequence[tuple[Problem, Rationale]], source: str, backend: Backend, store: Store, *,
+                  stats: GenerationStats | None = None) -> list[FeedbackItem]:
+    if source not in FEEDBACK_SOURCES:
+        raise UnknownNameError("feedback source", source, FEEDBACK_SOURCES)
+    if source == "model":
+        texts = model_feedback(pairs, backend, store, stats=stats)
+    else:
+        fn = gold_feedback if source == "gold" else wrong_feedback
+        texts = [fn(p, r) for p, r in pairs]
+    return [FeedbackItem(r.id, t, source=source) for (p, r), t in zip(pairs, texts)]
+
+
+def patch_specs(triples: Sequence[tuple[Rationale, Problem, FeedbackItem]], *,
+                max_tokens: int = 512) -> list[SampleSpec]:
+    specs = []
+    for parent, problem, item in triples:
+        fmt = format_of(parent)
+        prompt = render("patch_rationale", question=problem.question, context=problem.context,
+                        rationale=parent.text.strip(), feedback=item.feedback, format_hint=FORMATS.get(fmt, ""))
+        specs.append(SampleSpec(problem=problem, prompt=prompt, n=1, temperature=0.0, max_tokens=max_tokens,
+                                method=PATCH_METHOD, parent_id=parent.id,
+                                meta={"feedback": item.feedback, "format": fmt, "feedback_source": item.source}))
+    return specs
+
+
+def patch_rationales(triples: Sequence[tuple[Rationale, Problem, FeedbackItem]], backend: Backend, store: Store,
+                     *, max_tokens: int = 512, answer_max_tokens: int = 48,
+                     stats: GenerationStats | None = None) -> list[PatchResult]:
+    """Revise each rationale with its feedback, answer the revision from itself alone, and
+    store it as a child of the old rationale. Cached: the same feedback is never re-run."""
+    if not triples:
+        return []
+    patches = generate(patch_specs(triples, max_tokens=max_tokens), backend, store, stats=stats, chunk_size=CHUNK)
+    patched = answer_from_rationales([(problem, rs[0]) for (_, problem, _), rs in zip(triples, patches)],
+                                     backend, store, max_tokens=answer_max_tokens, stats=stats)
+    return [PatchResult(parent, patch, item.feedback, format_of(parent))
+            for (parent, _, item), patch in zip(triples, patched)]
+
+
+def _rate_row(results: Sequence[PatchResult]) -> dict[str, Any]:
+    wrong = [r for r in results if r.parent.correct is False]
+    fixed = sum(r.fixed for r in wrong)
+    others = [r for r in results if r.parent.correct is True]
+    lo, hi = wilson_interval(fixed, len(wrong))
+    return {"wrong_parents": len(wrong), "fixed": fixed,
+            "success_rate": round(fixed / len(wrong), 4) if wrong else None,
+            "ci_low": round(lo, 4), "ci_high": round(hi, 4), "patches": len(results),
+            "right_parents": len(others), "kept_correct": sum(bool(r.patch.correct) for r in others),
+            "patch_tokens": sum(r.patch.tokens + int(r.patch.meta.get("answer_tokens") or 0) for r in results)}
+
+
+def success_by_format(results: Sequence[PatchResult]) -> dict[str, dict[str, Any]]:
+    """Per format (and ``all``): how many wrong parents were patched and how many patches are
+    right. ``success_rate`` = fixed / wrong_parents (None when no parent was wrong)."""
+    table: dict[str, dict[str, Any]] = {}
+    for fmt in dict.fromkeys(r.format for r in results):
+        table[fmt] = _rate_row([r for r in results if r.format == fmt])
+    if results:
+        table["all"] = _rate_row(results)
+    return table
+
+
+def run(ctx: MethodContext) -> dict[str, Any]:
+    """``rationales run --method patch``: rationales in each format (decomposed), feedback on
+    the wrong ones, patches, and the patch success rate per format."""
+
+    t0 = time.time()
+    stats = GenerationStats()
+    problems = list(ctx.problems)
+    fmts = parse_formats(ctx.options.get("format") or ctx.options.get("formats"))
+    amt = int(ctx.options.get("answer_max_tokens", 48))
+    by_format = run_formats(problems, ctx.backend, ctx.store, formats=fmts, max_tokens=ctx.max_tokens,
+                            answer_max_tokens=amt, stats=stats, on_progress=ctx.on_progress)
+    by_id = {p.id: p for p in problems}
+    wrong = [(by_id[r.problem_id], r) for fmt in fmts for r in by_format[fmt] if r.correct is False]
+    if ctx.options.get("feedback_file"):
+        source = str(ctx.options["feedback_file"])
+        triples = resolve_items(read_feedback_jsonl(source), ctx.store, source)
+    else:
+        source = str(ctx.options.get("feedback", "model"))
+        items = make_feedback(wrong, source, ctx.backend, ctx.store, stats=stats)
+        triples = [(r, p, item) for (p, r), item in zip(wrong, items)]
+    results = patch_rationales(triples, ctx.backend, ctx.store, max_tokens=ctx.max_tokens,
+                               answer_max_tokens=amt, stats=stats)
+    success = success_by_format(results)
+
+    patched_by_parent = {res.parent.id: res.patch for res in results}
+    strategies: dict[str, dict[str, Any]] = {}
+    for fmt in fmts:
+        before = [decomposed_selection(p, r, fmt) for p, r in zip(problems, by_format[fmt])]
+        after = [decomposed_selection(p, patched_by_parent.get(r.id, r), f"{fmt}+patch")
+                 for p, r in zip(problems, by_format[fmt])]
+        strategies[fmt] = strategy_row(before)
+        strategies[f"{fmt}+patch"] = strategy_row(after)
+    summary: dict[str, Any] = {
+        "method": "patch", "task": ctx.task, "backend": ctx.backend.name, "model": ctx.backend.model,
+        "problems": len(problems), "formats": fmts, "feedback_source": source, "strategies": strategies,
+        "patch_success": success, "patches": len(results), **stats.as_dict(),
+        "tokens": sum(s["tokens"] for k, s in strategies.items() if not k.endswith("+patch"))
+        + (success.get("all", {}).get("patch_tokens", 0)),
+        "time_s": round(time.time() - t0, 2),
+    }
+    from ...report.patch import write_report
+
+    summary["report"] = str(write_report(ctx.out, summary, results, ctx.store))
+    return summary
+
+
+def success_table_rows(success: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    rows = []
+    for fmt, s in success.items():
+        rate = "-" if s["success_rate"] is None else f"{s['success_rate']:.3f}"
+        rows.append((fmt, str(s["wrong_parents"]), str(s["fixed"]), rate,
+                     f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]", str(s["patches"]),
+                     f"{s['kept_correct']}/{s['right_parents']}"))
+    return rows
+
+
+SUCCESS_HEADER = ("format", "wrong parents", "fixed", "success rate", "95% CI", "patches", "right kept right")
+
+

@@ -1,0 +1,173 @@
+"""The ``verify`` job: re-score stored rationales step by step and combine the verdicts.
+
+Checkers (``verify/``): ``tool`` (the arithmetic check, no model), ``mc`` (Math-Shepherd
+rollouts), ``prm`` (the model as PRM, P(+)/P(-)), ``genprm`` (GroundedPRM-format generative
+judge). The checks are saved on the stored rationales; ``verify/consensus.py`` combines them
+into one label per step. Returns a :class:`VerifyResult`; the CLI renders it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..backends.base import Backend
+from ..errors import RationalesError, UnknownNameError
+from ..records import Problem, Rationale, Step
+from ..store import Store
+
+CHECKERS = ("tool", "mc", "prm", "genprm")
+#: stored samples that are by-products of other stages (rollouts, judgements, probes, search
+#: fragments), not rationales to check; ``--method`` still selects any of them explicitly
+INTERNAL_METHODS = ("mc_rollout", "genprm", "faithfulness_probe", "answer_from_rationale", "feedback",
+                    "mistake_explanation")
+INTERNAL_SUFFIXES = ("_step", "_rollout", "_finish")
+
+
+def is_internal(method: str) -> bool:
+    return method in INTERNAL_METHODS or method.endswith(INTERNAL_SUFFIXES)
+
+
+def parse_checkers(spec: str | Sequence[str]) -> list[str]:
+    names = [c.strip().lower() for c in (spec.split(",") if isinstance(spec, str) else spec) if c.strip()]
+    if not names:
+        raise RationalesError("--checkers is empty; name one or more of tool, mc, prm, genprm (comma-separated).")
+    for c in names:
+        if c not in CHECKERS:
+            raise UnknownNameError("checker", c, CHECKERS)
+    return list(dict.fromkeys(names))
+
+
+def column_checks(step: Step, column: str) -> list[Any]:
+    """The checks shown in a column: ``prm`` holds LLM/function PRMs, ``genprm`` the generative
+    PRM (both are ``Check(kind="prm")``)."""
+    if column == "genprm":
+        return [c for c in step.checks if c.kind == "prm" and c.by.startswith("genprm")]
+    if column == "prm":
+        return [c for c in step.checks if c.kind == "prm" and not c.by.startswith("genprm")]
+    return [c for c in step.checks if c.kind == column]
+
+
+def verdict_cell(step: Step, column: str) -> str:
+    """One verdict: '+', '-', '?' (checked, undecided) or '' (not checked), with its score."""
+    checks = column_checks(step, column)
+    if not checks:
+        return ""
+    c = checks[-1]
+    mark = "?" if c.verdict is None else ("+" if c.verdict > 0 else "-")
+    if c.score is not None and column in ("mc", "prm", "genprm"):
+        return f"{mark}{c.score:.2f}"
+    return mark
+
+
+def verdict_columns(rationales: Sequence[Rationale]) -> list[str]:
+    has_gen = any(column_checks(s, "genprm") for r in rationales for s in r.steps)
+    return ["tool", "mc", "prm", *(["genprm"] if has_gen else []), "consensus"]
+
+
+@dataclass
+class VerifyInput:
+    """The stored rationales to verify and their problems (by id)."""
+
+    rationales: list[Rationale]
+    problems: dict[str, Problem]
+
+    @property
+    def steps(self) -> int:
+        return sum(len(r.steps) for r in self.rationales)
+
+
+def load_rationales(store: Store, method: str | None = None, limit: int | None = None) -> VerifyInput:
+    """The rationales ``verify`` checks: those of ``method``, or all but by-products."""
+    rationales = [r for r in store.rationales(method=method) if method is not None or not is_internal(r.method)]
+    if not rationales:
+        what = f" with method '{method}'" if method else ""
+        raise RationalesError(f"No stored rationales{what} in {store.path}; sample some first, e.g. "
+                              f"`rationales run demo --store {store.path}`.")
+    if limit is not None:
+        rationales = rationales[:limit]
+    problems: dict[str, Problem] = {}
+    for r in rationales:
+        if r.problem_id not in problems:
+            p = store.get_problem(r.problem_id)
+            if p is None:
+                raise RationalesError(f"Rationale {r.id} refers to problem {r.problem_id}, which {store.path} does "
+                                      "not hold; the store is incomplete - re-run `rationales run`.")
+            problems[r.problem_id] = p
+    return VerifyInput(rationales, problems)
+
+
+def mc_rollouts(rationales: Sequence[Rationale], mc_samples: int) -> int:
+    """How many MC rollouts ``verify --checkers mc`` runs (for a progress bar)."""
+    return sum(max(len(r.steps) - 1, 0) for r in rationales) * mc_samples
+
+
+def verify_summary(rationales: Sequence[Rationale], checkers: list[str], counts: dict[str, Any],
+                   rule: str) -> dict[str, Any]:
+    verdicts: dict[str, dict[str, int]] = {}
+    for column in verdict_columns(rationales):
+        c: Counter = Counter()
+        for r in rationales:
+            for s in r.steps:
+                checks = column_checks(s, column)
+                v = checks[-1].verdict if checks else "unchecked"
+                c["unchecked" if v == "unchecked" else ("undecided" if v is None else ("+1" if v > 0 else "-1"))] += 1
+        verdicts[column] = {key: c.get(key, 0) for key in ("+1", "-1", "undecided", "unchecked")}
+    return {"rationales": len(rationales), "steps": sum(len(r.steps) for r in rationales), "checkers": checkers,
+            "rule": rule, "consensus": counts, "verdicts": verdicts}
+
+
+@dataclass
+class VerifyResult:
+    summary: dict[str, Any]
+    rationales: list[Rationale]
+    problems: dict[str, Problem]
+
+
+def verify(items: VerifyInput, store: Store, backend: Backend | None, *, checkers: Sequence[str] = ("tool", "prm"),
+           mc_samples: int = 8, mc_max_tokens: int = 256, temperature: float = 0.7, threshold: float = 0.5,
+           rel_tol: float = 1e-6, rule: str = "agree", seed: int = 0,
+           on_progress: Callable[[int], None] | None = None) -> VerifyResult:
+    """Attach the checks of ``checkers`` to ``items`` (saved to ``store``) and summarise them.
+    ``backend`` is needed for every checker but ``tool``."""
+    from ..verify.consensus import RULES, consensus_labels
+
+    names = parse_checkers(list(checkers))
+    if rule not in RULES:
+        raise UnknownNameError("consensus rule", rule, RULES)
+    rationales, problems = items.rationales, items.problems
+    info: dict[str, Any] = {}
+    if "tool" in names:
+        from ..verify.arithmetic import check_rationale
+
+        for r in rationales:
+            check_rationale(r, rel_tol=rel_tol)
+    if any(c != "tool" for c in names):
+        if backend is None:
+            raise RationalesError(f"Checkers {', '.join(c for c in names if c != 'tool')} need a model backend.")
+        probs = [problems[r.problem_id] for r in rationales]
+        if "mc" in names:
+            from ..verify.mc import mc_labels
+
+            mc_labels(probs, rationales, backend, store, n=mc_samples, temperature=temperature,
+                      max_tokens=mc_max_tokens, seed=seed, on_progress=on_progress)
+        if "prm" in names:
+            from ..verify.prm import LLMPRM, prm_checks
+
+            prm_checks(LLMPRM(backend), probs, rationales, threshold=threshold)
+        if "genprm" in names:
+            from ..verify.genprm import GenerativePRM
+            from ..verify.prm import prm_checks
+
+            gen = GenerativePRM(backend, store=store, seed=seed)
+            prm_checks(gen, probs, rationales, threshold=threshold)
+            info["genprm"] = dict(gen.stats)
+        info["backend"] = f"{backend.name}:{backend.model}"
+    _, counts = consensus_labels(rationales, rule=rule)
+    store.put_rationales(rationales)
+    summary = verify_summary(rationales, names, counts, rule)
+    summary.update(info)
+    summary["store"] = str(store.path)
+    return VerifyResult(summary, rationales, problems)

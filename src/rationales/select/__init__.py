@@ -1,0 +1,1 @@
+"""Inference strategies: choose an answer from rationales (or grow rationales step by step)."""
