@@ -54,7 +54,7 @@ class Item:
         return Problem.make(self.problem, self.answer, source="processbench")
 
     def to_rationale(self) -> Rationale:
-        from ..score.prm import rationale_from_steps
+        from .prm import rationale_from_steps
 
         return rationale_from_steps(self.to_problem(), self.steps, method="processbench",
                                     rid=content_hash("pb-rationale", self.id))
