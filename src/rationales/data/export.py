@@ -43,3 +43,88 @@ def export_rationales(store: Store, path: Path, method: str | None = None, model
     else:
         raise RationalesError(f"Unsupported export format '{suffix}': use .jsonl or .parquet.")
     return len(rows)
+
+
+# ---------------------------------------------------------------- training datasets (TRL columns)
+
+FORMATS = ("raw", "sft", "dpo", "stepwise", "contrastive")
+
+
+def dataset_rows(store: Store, fmt: str, f: Any = None, *, style: str = "conversational", layout: str = "messages",
+                 reduced: bool = False, pair_sources: tuple[str, ...] = ("outcome",), max_pairs_per_problem: int = 4,
+                 label_source: str = "mc", unlabelled: str = "null", max_positives: int = 5,
+                 max_negatives: int = 5) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of a training dataset in TRL's columns, and their provenance (store, filters, split,
+    label source, counts). ``f`` is a ``data.filters.DataFilter``."""
+    from .filters import DataFilter
+
+    f = f if f is not None else DataFilter()
+    prov: dict[str, Any] = {}
+    if fmt == "sft":
+        from .sft import sft_rows
+
+        rows = sft_rows(store, f, layout=layout, style=style, reduced=reduced, provenance=prov)
+    elif fmt == "dpo":
+        from .dpo import dpo_rows
+
+        rows = dpo_rows(store, f, sources=pair_sources, style=style, max_pairs_per_problem=max_pairs_per_problem,
+                        provenance=prov)
+    elif fmt == "contrastive":
+        from .contrastive import contrastive_rows
+
+        rows = contrastive_rows(store, f, style=style, max_positives=max_positives, max_negatives=max_negatives,
+                                provenance=prov)
+    elif fmt == "stepwise":
+        rows, prov = _stepwise(store, f, label_source=label_source, unlabelled=unlabelled)
+    elif fmt == "raw":
+        rows = rationale_rows(store, method=f.method, model=f.model)
+        prov = {"store": str(store.path), "format": "raw", "rows": len(rows)}
+    else:
+        from ..errors import UnknownNameError
+
+        raise UnknownNameError("export format", fmt, FORMATS)
+    prov.setdefault("format", fmt)
+    return rows, prov
+
+
+def _stepwise(store: Store, f: Any, *, label_source: str, unlabelled: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Engineer F's stepwise builder (``data.stepwise``) with this module's filters and split."""
+    try:
+        from .stepwise import stepwise_rows
+    except ImportError as e:  # pragma: no cover - the module ships with the package
+        raise RationalesError(f"The stepwise format is not available in this install ({e}).") from e
+    from .filters import select
+
+    sel = select(store, f)  # the same selection and recorded split as every other format
+    ids = [r for g in sel.groups for r in g.rationales]
+    counts: dict[str, Any] = {}
+    rows = stepwise_rows(store, label_source=label_source, task=f.task, model=f.model, method=f.method,
+                         rationales=ids, split=lambda pid: f.split if f.split != "all" else "all",
+                         unlabelled=unlabelled, counts=counts)
+    prov = dict(sel.provenance, format="stepwise", label_source=label_source, unlabelled=unlabelled,
+                label_counts=counts, rows=len(rows))
+    return rows, prov
+
+
+def build_dataset(store: Store, fmt: str, f: Any = None, **kwargs: Any) -> Any:
+    """A ``datasets.Dataset`` of the given format (see ``dataset_rows``); its provenance is in
+    ``dataset.info.description`` as JSON."""
+    from datasets import Dataset, DatasetInfo
+
+    rows, prov = dataset_rows(store, fmt, f, **kwargs)
+    return Dataset.from_list(rows, info=DatasetInfo(description=json.dumps(prov, default=str)))
+
+
+def export_dataset(store: Store, path: str | Path, fmt: str, f: Any = None,
+                   **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    """Write a training dataset as JSONL or Parquet, plus ``PATH.provenance.json``."""
+    from .common import write_provenance, write_rows
+
+    if fmt == "raw":
+        n = export_rationales(store, Path(path), method=getattr(f, "method", None), model=getattr(f, "model", None))
+        return n, {"format": "raw", "rows": n}
+    rows, prov = dataset_rows(store, fmt, f, **kwargs)
+    write_rows(rows, path)
+    prov["file"] = str(path)
+    write_provenance(path, prov)
+    return len(rows), prov
