@@ -120,30 +120,55 @@ def generate(specs: Sequence[SampleSpec], backend: Backend, store: Store, *,
         if missing:
             todo.append((p_i, missing))
 
-    for c in range(0, len(todo), chunk_size):
-        chunk = todo[c:c + chunk_size]
-        requests = []
-        for p_i, missing in chunk:
-            spec, samplings, _ = plans[p_i]
-            requests.append(make_request(backend, spec, [samplings[i] for i in missing], tag=(p_i, missing)))
+    def run(todo: list[tuple[int, list[int]]]) -> None:
+        for c in range(0, len(todo), chunk_size):
+            chunk = todo[c:c + chunk_size]
+            if claims is not None:
+                claims.renew()
+            requests = []
+            for p_i, missing in chunk:
+                spec, samplings, _ = plans[p_i]
+                requests.append(make_request(backend, spec, [samplings[i] for i in missing], tag=(p_i, missing)))
 
-        def on_sample(r_i: int, comp: Completion, requests: list[GenerationRequest] = requests) -> None:
-            p_i, missing = requests[r_i].tag
-            spec, samplings, ids = plans[p_i]
-            i = missing[comp.index]
-            r = finish_rationale(spec.problem, comp.text, rid=ids[i], prompt_id=spec.prompt_id,
-                                 model=backend.model, sampling=samplings[i], index=i, tokens=comp.tokens,
-                                 prompt_tokens=comp.prompt_tokens,
-                                 finish_reason=comp.finish_reason, method=spec.method,
-                                 parent_id=spec.parent_id, meta=spec.meta, segment_mode=segment_mode)
-            store.put_rationale(r)  # committed as soon as it is finished
-            stats.new += 1
-            stats.tokens_new += comp.tokens
-            if on_progress:
-                on_progress(1)
+            def on_sample(r_i: int, comp: Completion, requests: list[GenerationRequest] = requests) -> None:
+                p_i, missing = requests[r_i].tag
+                spec, samplings, ids = plans[p_i]
+                i = missing[comp.index]
+                r = finish_rationale(spec.problem, comp.text, rid=ids[i], prompt_id=spec.prompt_id,
+                                     model=backend.model, sampling=samplings[i], index=i, tokens=comp.tokens,
+                                     prompt_tokens=comp.prompt_tokens,
+                                     finish_reason=comp.finish_reason, method=spec.method,
+                                     parent_id=spec.parent_id, meta=spec.meta, segment_mode=segment_mode)
+                store.put_rationale(r)  # committed as soon as it is finished
+                stats.new += 1
+                stats.tokens_new += comp.tokens
+                if on_progress:
+                    on_progress(1)
 
-        stats.calls += 1
-        backend.generate(requests, on_sample=on_sample)
+            stats.calls += 1
+            backend.generate(requests, on_sample=on_sample)
+
+    claims = None
+    if getattr(backend, "claims_work", False):  # drivers that may share a store (scale-out)
+        from .scale.claims import WorkClaims
+
+        claims = WorkClaims(store)
+    if claims is None:
+        run(todo)
+    else:  # generate only what this driver claimed; wait for (or take over) what others hold
+        while todo:
+            won = claims.claim([plans[p_i][2][i] for p_i, missing in todo for i in missing])
+            mine = [(p_i, [i for i in missing if plans[p_i][2][i] in won]) for p_i, missing in todo]
+            others = [(p_i, [i for i in missing if plans[p_i][2][i] not in won]) for p_i, missing in todo]
+            try:
+                run([(p_i, m) for p_i, m in mine if m])
+            finally:
+                claims.release(won)
+            waiting = [plans[p_i][2][i] for p_i, missing in others for i in missing]
+            still = set(claims.wait(waiting)) if waiting else set()
+            stats.cached += len(waiting) - len(still)
+            todo = [(p_i, [i for i in missing if plans[p_i][2][i] in still]) for p_i, missing in others]
+            todo = [(p_i, m) for p_i, m in todo if m]
 
     found = store.get_rationales([rid for _, _, ids in plans for rid in ids])
     out = []
