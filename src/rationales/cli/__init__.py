@@ -15,7 +15,7 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ["core", "compare", "verify", "methods", "patch", "train", "review"]
+COMMAND_MODULES = ["core", "compare", "verify", "methods", "patch", "train", "review", "judge"]
 
 
 def build_app() -> typer.Typer:
