@@ -1,14 +1,14 @@
 """Problems from reasoning-gym's procedural generators (offline, with their own checkers).
 
 ``reasoning_gym:NAME`` with ``size`` and ``seed``. Each problem keeps the generator's entry
-in ``meta["entry"]`` so the task's own ``score_answer`` can check answers later, even in
-another process (the dataset is re-created from name/size/seed, cached per process).
+in ``meta["entry"]`` and its name/size/seed/index in ``meta["rg"]``, so the task's own
+``score_answer`` can check answers later in another process: it runs only in the sandbox
+worker (``sandbox.py``), which re-creates the dataset, never in this one.
 Only full credit (1.0) counts as correct: some tasks give partial credit.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from ..errors import TaskError, UnknownNameError
@@ -22,46 +22,41 @@ def task_names() -> list[str]:
     return sorted(DATASETS)
 
 
-@lru_cache(maxsize=64)
-def _dataset(name: str, size: int, seed: int, config_items: tuple = ()) -> Any:
-    import reasoning_gym
-
-    try:
-        return reasoning_gym.create_dataset(name, size=size, seed=seed, **dict(config_items))
-    except (TypeError, ValueError, AssertionError) as e:
-        raise TaskError(f"reasoning-gym task '{name}' could not be created ({e}); "
-                        "check its options (composite tasks need a config).") from e
-
-
 def load(name: str, size: int = 50, seed: int = 0, **config: Any) -> list[Problem]:
+    """Generate ``size`` problems in the sandbox worker (reasoning-gym code never sees model text
+    in this process, and generators that depend on the hash seed give the same problems in every
+    run there)."""
+    if not isinstance(name, str) or not name:
+        raise TaskError("A reasoning-gym task needs a name: reasoning_gym:NAME (see `rationales tasks`).")
     if name not in task_names():
         raise UnknownNameError("reasoning-gym task", name, task_names())
-    ds = _dataset(name, size, seed, tuple(sorted(config.items())))
+    from .sandbox import run_jobs
+
+    rg = {"name": name, "size": size, "seed": seed, "config": config}
+    res = run_jobs([{"kind": "rg_load", "rg": rg}])[0]
+    if res.error is not None:
+        raise TaskError(f"reasoning-gym task '{name}' could not be created ({res.error}); "
+                        "check its options (composite tasks need a config).")
     problems = []
-    for i in range(len(ds)):
-        entry = ds[i]
+    for i, entry in enumerate(res.value or []):
         problems.append(Problem.make(
-            entry["question"], entry.get("answer"), source=f"reasoning_gym:{name}",
+            str(entry["question"]), entry.get("answer"), source=f"reasoning_gym:{name}",
             answer_type="reasoning_gym",
             meta={"rg": {"name": name, "size": size, "seed": seed, "index": i, "config": config},
-                  "entry": _jsonable(entry)}))
+                  "entry": entry}))
     return problems
 
 
-def _jsonable(entry: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    return json.loads(json.dumps(entry, default=str))
-
-
 def score_entry(problem: Problem, answer: str) -> float:
-    """reasoning-gym's own score for ``answer`` (0..1)."""
+    """reasoning-gym's own score for ``answer`` (0..1), computed in the sandbox worker
+    (``rationales.tasks.sandbox``): many of its scorers ``eval`` the answer. A scorer that
+    failed or ran out of time scores 0.0 here; ``rationales.answers.grade_answer`` reports why."""
     rg = problem.meta.get("rg")
     if not rg:
         raise TaskError(f"Problem {problem.id} has no reasoning-gym metadata; set answer_type otherwise.")
-    ds = _dataset(rg["name"], rg["size"], rg["seed"], tuple(sorted((rg.get("config") or {}).items())))
-    entry = ds[rg["index"]]
-    try:
-        return float(ds.score_answer(answer, entry) or 0.0)
-    except Exception:  # a checker crashing on odd model output is a wrong answer, not a crash
-        return 0.0
+    from .sandbox import run_jobs
+
+    job = {"kind": "rg", "rg": {k: rg.get(k) for k in ("name", "size", "seed", "index", "config")},
+           "answer": answer, "entry": problem.meta.get("entry")}
+    res = run_jobs([job])[0]
+    return float(res.value) if res.error is None and isinstance(res.value, (int, float)) else 0.0
