@@ -177,3 +177,144 @@ def write_model_card(output_dir: str | Path, *, method: str, config: TrainConfig
              "## Metrics", "```json", json.dumps(metrics, indent=2, default=str), "```", ""]
     (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------- data from a store or a file
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+@dataclass
+class DatasetTrainConfig(TrainConfig):
+    """A trainer whose data is a store (selected with these filters; the store's recorded split
+    keeps test problems out) or an exported dataset file (used as it is)."""
+
+    task: str | None = opt(None, "Store data: only problems of this task (e.g. reasoning_gym:basic_arithmetic).")
+    from_model: str | None = opt(None, "Store data: only rationales written by this model (the teacher).")
+    method: str | None = opt(None, "Store data: only rationales of this method (default: every primary rationale).")
+    correct_only: bool = opt(True, "Store data: keep only rationales with a correct answer.")
+    dedupe: bool = opt(True, "Store data: drop repeated rationale texts.")
+    agree_sc: bool = opt(False, "Store data: keep only rationales agreeing with the self-consistency answer.")
+    max_per_problem: int | None = opt(None, "Store data: at most K rationales per problem.")
+    split_name: str = opt("default", "Store data: name of the recorded train/test split (train side is used).")
+    test_fraction: float = opt(0.2, "Store data: test share of a new split (held out; used for eval metrics).")
+    split_seed: int = opt(0, "Store data: seed of the split.")
+    template: str = opt("cot", "Store data: prompt template the rows are rendered with.")
+    style: str = opt("conversational", "Store data: conversational (chat messages) or standard (plain text) rows.")
+    eval_max: int = opt(64, "At most this many held-out rows for the evaluation metrics (0: no evaluation).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.style not in ("conversational", "standard"):
+            raise TrainConfigError(f"style must be conversational or standard, got '{self.style}'.")
+        if self.max_per_problem is not None and self.max_per_problem < 1:
+            raise TrainConfigError(f"max_per_problem must be >= 1, got {self.max_per_problem}.")
+        if not math.isfinite(self.test_fraction) or not 0.0 <= self.test_fraction < 1.0:
+            raise TrainConfigError(f"test_fraction must be in [0, 1), got {self.test_fraction}.")
+        if self.eval_max < 0:
+            raise TrainConfigError(f"eval_max must be >= 0, got {self.eval_max}.")
+        if not str(self.data).strip():
+            raise TrainConfigError("data is empty: pass a store (.sqlite) or an exported .jsonl/.parquet file.")
+
+    def data_filter(self, side: str = "train") -> Any:
+        from ..data.filters import DataFilter
+
+        return DataFilter(task=self.task, model=self.from_model, method=self.method, correct_only=self.correct_only,
+                          dedupe=self.dedupe, agree_sc=self.agree_sc, max_per_problem=self.max_per_problem,
+                          split=side, split_name=self.split_name, test_fraction=self.test_fraction,
+                          split_seed=self.split_seed, template=self.template)
+
+
+def is_store(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
+
+
+def load_training_rows(cfg: DatasetTrainConfig, fmt: str, build: dict[str, Any] | None = None
+                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """(train rows, held-out rows for evaluation, provenance) from ``cfg.data``."""
+    from ..data.common import EmptyDatasetError, read_provenance
+
+    path = Path(cfg.data).expanduser()
+    if is_store(path):
+        from ..data.export import dataset_rows
+        from ..store import Store
+
+        with Store(path) as store:
+            rows, prov = dataset_rows(store, fmt, cfg.data_filter("train"), style=cfg.style, **(build or {}))
+            held: list[dict[str, Any]] = []
+            if cfg.eval_max > 0 and cfg.test_fraction > 0:
+                try:
+                    held, _ = dataset_rows(store, fmt, cfg.data_filter("test"), style=cfg.style, **(build or {}))
+                except EmptyDatasetError:
+                    held = []
+        return rows, held[:cfg.eval_max], prov
+    if path.is_file() and path.suffix.lower() in DATA_SUFFIXES:
+        rows = read_rows(path)
+        prov = read_provenance(path) or {}
+        prov = dict(prov, file=str(path))
+        return rows, [], prov
+    if path.exists():
+        raise TrainDataError(f"{path} is neither a rationales store nor a .jsonl/.parquet dataset; export one with "
+                             "`rationales export --format FORMAT` or pass the store.")
+    raise TrainDataError(f"Training data {path} not found: pass a store (.sqlite) or a .jsonl/.parquet file "
+                         "written by `rationales export`.")
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL/Parquet dataset through ``datasets.load_dataset`` (the way users load it)."""
+    from datasets import load_dataset
+
+    kind = "parquet" if path.suffix.lower() == ".parquet" else "json"
+    try:
+        ds = load_dataset(kind, data_files=str(path), split="train")
+    except Exception as e:  # noqa: BLE001 - malformed files fail in many ways
+        raise TrainDataError(f"Cannot read dataset {path} ({type(e).__name__}: {str(e)[:160]}); write it with "
+                             "`rationales export`.") from e
+    return ds.to_list()
+
+
+def require_columns(rows: list[dict[str, Any]], alternatives: list[tuple[str, ...]], fmt: str, source: str) -> tuple[str, ...]:
+    """The first column set present in every row; one-line error when the data is empty or none fits."""
+    if not rows:
+        raise TrainDataError(f"The training data {source} is empty: export rows with `rationales export --format "
+                             f"{fmt}` (check the filters), then train again.")
+    cols = set(rows[0])
+    for alt in alternatives:
+        if set(alt) <= cols:
+            return alt
+    want = " or ".join("/".join(a) for a in alternatives)
+    missing = sorted(set(alternatives[0]) - cols)
+    raise TrainDataError(f"The training data {source} lacks column(s) {', '.join(missing)} (needs {want}); "
+                         f"write it with `rationales export --format {fmt}`.")
+
+
+def train_and_save(trainer: Any, cfg: TrainConfig, method: str, tokenizer: Any, provenance: dict[str, Any],
+                   base_info: dict[str, Any], examples: int, evaluate: bool = False,
+                   extra_metrics: dict[str, Any] | None = None) -> TrainResult:
+    """Train (resuming from the last checkpoint when ``cfg.resume``), evaluate, save the merged
+    model and tokenizer and write the model card."""
+    t0 = time.time()
+    ckpt = last_checkpoint(cfg.output_dir) if cfg.resume else None
+    out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    metrics: dict[str, Any] = {"train_loss": float(out.training_loss) if out.training_loss is not None else None,
+                               "global_step": int(trainer.state.global_step), "examples": examples,
+                               "train_seconds": round(time.time() - t0, 2)}
+    if evaluate:
+        ev = trainer.evaluate()
+        metrics.update({k: (float(v) if isinstance(v, (int, float)) else v) for k, v in ev.items()})
+    metrics.update(extra_metrics or {})
+    save_trained_model(trainer.model, tokenizer, cfg.output_dir)
+    write_model_card(cfg.output_dir, method=method, config=cfg, provenance=provenance, metrics=metrics,
+                     base_model=base_info)
+    return TrainResult(output_dir=str(cfg.output_dir), method=method, steps=int(trainer.state.global_step),
+                       resumed_from=str(ckpt) if ckpt else None, train_loss=metrics["train_loss"], metrics=metrics,
+                       examples=examples, seconds=round(time.time() - t0, 2))
+
+
+def save_trained_model(model: Any, tokenizer: Any, output_dir: str | Path) -> Path:
+    from .models import save_trained
+
+    return save_trained(model, tokenizer, output_dir)
