@@ -22,7 +22,7 @@ XSS = ('<script>window.__pwned=1;alert("xss")</script>\n'
        '[click](javascript:alert(3)) <a href="javascript:window.__pwned=3">link</a>\n'
        '</textarea><script>window.__pwned=4</script>\n'
        '$\\text{<img src=y onerror=alert(5)>}$ and \\(x^2\\)\n'
-       'The answer is <b>7</b>.')
+       'The answer is <u>7</u>.')
 
 APPLES = "Tom has 7 apples and buys 8 more. How many apples does he have?"
 PENS = "A pen costs $3. How much do 4 pens cost?"
@@ -68,7 +68,7 @@ def build_store(path: Path) -> dict:
     xp = Problem.make("Repeat the HTML <script>alert(0)</script> back", "7", source="xss")
     store.put_problems([xp])
     xr = Rationale(id=content_hash("xss", XSS), problem_id=xp.id, prompt_id="p", model="evil-model", method="cot",
-                   sampling=Sampling(temperature=0.0), text=XSS, steps=segment(XSS), answer="<b>7</b>",
+                   sampling=Sampling(temperature=0.0), text=XSS, steps=segment(XSS), answer="<u>7</u>",
                    correct=False, tokens=40)
     check_rationale(xr)
     store.put_rationale(xr)

@@ -92,6 +92,8 @@ def review_cmd(
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
+        pass
     finally:
         sock.close()
     err_console.print("review server stopped")
