@@ -32,6 +32,7 @@ from typing import Any
 from ..errors import RationalesError, UnknownNameError
 from ..records import Problem, Rationale
 from ..store import Store
+from ..verify.trained_prm import problem_text, rationale_pieces
 from .labels import SOURCES, StepLabel, filter_counts, rationale_labels, require_labels
 
 UNLABELLED = ("null", "truncate", "drop")
@@ -42,21 +43,14 @@ INTERNAL_METHODS = ("mc_rollout", "genprm", "grounded_mcts_step", "grounded_mcts
 
 def problem_prompt(p: Problem) -> str:
     """The ``prompt`` column of a problem."""
-    return f"{p.context.strip()}\n\n{p.question.strip()}" if p.context else p.question.strip()
+    return problem_text(p)
 
 
 def step_completions(r: Rationale) -> list[str]:
     """One string per step: the step's text and the whitespace after it, cut at the recorded
-    spans (any text before the first step is kept at the start of the first)."""
-    if not r.steps:
-        return []
-    starts = [s.span[0] for s in r.steps]
-    out = []
-    for i, st in enumerate(starts):
-        a = 0 if i == 0 else st
-        b = starts[i + 1] if i + 1 < len(starts) else len(r.text)
-        out.append(r.text[a:b])
-    return out
+    spans (any text before the first step is kept at the start of the first). The same cut
+    the trained PRMs use when scoring (``verify.trained_prm.rationale_pieces``)."""
+    return rationale_pieces(r)
 
 
 def stepwise_row(problem: Problem, r: Rationale, labels: list[StepLabel], label_source: str,
