@@ -221,8 +221,9 @@ def test_layout_only_lines_are_not_steps(p14, store):
     sel, = greedy_step_search([p14], FakeBackend(script=script), store, table_prm({"3 * 4 = 12": 0.1}), n=3)
     r = store.get_rationale(sel.chosen)
     # step 1: only '3 * 4 = 12' is a step (low reward, still the only choice); step 2: all three
-    # proposals are '\\]' -> the chain ends and the continuation writes the rest
-    assert [s.text for s in r.steps] == ["3 * 4 = 12", "\\]", "The answer is 14."]
+    # proposals are '\\]' -> the chain ends and the continuation writes the rest; the stored
+    # rationale's '\\]' line is layout, not a step (steps.segment drops it)
+    assert [s.text for s in r.steps] == ["3 * 4 = 12", "The answer is 14."]
     assert sel.answer == "14" and sel.meta["steps"] == 1 and sel.meta["finished_by_continuation"] is True
     assert sel.tokens == (1 + 5 + 1) + 3 * 1 + 5  # '\\[' counts 1 token, the continuation 5
 

@@ -43,6 +43,7 @@ from ..prompts import RenderedPrompt, render
 from ..records import Check, Problem, Rationale, Sampling, Score, Step, content_hash
 from ..store import Store
 from ..answers import extract_answer
+from ..steps import is_layout
 
 StepChecker = Callable[[Step], "Check | None"]
 #: values finished paths in batch: [(tree, node the simulation started from, finished path)] -> rewards
@@ -74,13 +75,13 @@ _CONTENT = re.compile(r"[^\W_]")  # a letter or digit
 
 def distinct_steps(samples: Sequence[Rationale]) -> dict[str, Rationale]:
     """Step text -> the first proposal that wrote it, for the distinct proposals with content.
-    Empty lines and layout-only lines ("\\[", "\\]", "```", "---") are not steps: small models
+    Empty lines and layout-only lines (``steps.is_layout``: "\\[", "\\]", "```", "---") are not steps: small models
     put display maths on lines of their own, and a search that keeps such a line has spent a
     step on nothing a verifier can judge."""
     out: dict[str, Rationale] = {}
     for s in samples:
         text = first_line(s.text)
-        if _CONTENT.search(text) and text not in out:
+        if _CONTENT.search(text) and not is_layout(text) and text not in out:
             out[text] = s
     return out
 
