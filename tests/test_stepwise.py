@@ -121,3 +121,39 @@ def test_drop_policy_and_file_round_trip(tmp_path, problem):
 
     with pytest.raises(RationalesError, match="missing column"):
         read_stepwise(bad)
+
+
+def test_mc_search_labels_free_labels_and_binary_search(tmp_path):
+    """Correct rationales label all steps +1 with no rollout; a wrong one's first error is found
+    by binary search with rollouts that reach the gold only from prefixes before the error."""
+    from rationales.backends.fake import FakeBackend
+    from rationales.data.labels import mc_search_labels
+
+    p = Problem.make("What is 2 + 2 + 2 + 2 + 2?", 10, source="hand", answer_type="number")
+    good_text = "2 + 2 = 4\n4 + 2 = 6\n6 + 2 = 8\n8 + 2 = 10\nThe answer is 10."
+    bad_text = "2 + 2 = 4\n4 + 2 = 6\n6 + 2 = 9\n9 + 2 = 11\nThe answer is 11."
+    good = Rationale(id="g", problem_id=p.id, prompt_id="x", model="fake", text=good_text,
+                     steps=segment(good_text, "lines"), answer="10", correct=True)
+    bad = Rationale(id="b", problem_id=p.id, prompt_id="x", model="fake", text=bad_text,
+                    steps=segment(bad_text, "lines"), answer="11", correct=False)
+
+    def script(prompt: str, seed: int, index: int) -> str:
+        # a rollout reaches 10 unless the prefix already holds the wrong "6 + 2 = 9"
+        return "The answer is 11." if "= 9" in prompt else "The answer is 10."
+
+    backend = FakeBackend(script=script)
+    store = Store(tmp_path / "s.sqlite")
+    stats: dict = {}
+    mc_search_labels([p, p], [good, bad], backend, store, n=4, wave=2, stats=stats)
+    assert [s.verdict("mc") for s in good.steps] == [1] * 5
+    assert all(s.checks[-1].detail.get("inferred") for s in good.steps)
+    assert [s.verdict("mc") for s in bad.steps] == [1, 1, -1, -1, -1]  # first error: step 2
+    # 4 non-final steps: probe step 2 (-, both waves), then step 1 (+, first wave); steps 0 and 3 inferred
+    assert stats["probes"] == 2 and stats["rollouts"] == 2 + 4
+    assert bad.steps[2].checks[-1].score == 0.0 and bad.steps[1].checks[-1].score == 1.0
+    assert bad.steps[3].checks[-1].detail.get("inferred")
+    # rerun: every rollout comes from the store
+    calls = backend.calls
+    mc_search_labels([p, p], [good, bad], backend, store, n=4, wave=2)
+    assert backend.calls == calls
+    assert [step_label(s, "mc").hard for s in bad.steps] == [True, True, False, False, False]
