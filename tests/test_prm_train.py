@@ -151,3 +151,28 @@ def test_no_labelled_steps_is_a_one_line_error(tmp_path):
         train_prm(cfg)
     with pytest.raises(Exception, match="Unknown PRM kind"):
         PRMConfig(kind="bogus", data=data)
+
+
+def test_generative_prm_examples_are_groundedprm_format_and_train(tmp_path):
+    from rationales.train.genprm import completion_text, genprm_examples
+    from rationales.train.prm import load_prm_data, train_prm
+    from rationales.verify.genprm import parse_verdict
+
+    good = completion_text("So 3 * 4 = 12 apples.", True)
+    bad = completion_text("Then 12 - 5 = 8.", False)
+    assert "<verify>3 * 4" in good and "holds" in good and good.endswith("<output>\\boxed{+}</output>")
+    assert "is wrong" in bad and parse_verdict(bad) == (-1, "boxed") and parse_verdict(good) == (1, "boxed")
+    data = _store_with_labels(tmp_path)
+    cfg = PRMConfig(kind="generative", model="tiny", data=data, output_dir=str(tmp_path / "gen"), max_steps=2,
+                    batch_size=4, save_steps=1, progress=False, val_fraction=0.0, max_length=512)
+    d = load_prm_data(cfg)
+    ex = genprm_examples(d, d.train)
+    assert len(ex) == d.provenance["labelled_steps"]
+    assert ex[1]["prompt"][-1]["content"].count("Earlier steps") == 1
+    res = train_prm(cfg)
+    card = json.loads((tmp_path / "gen" / "model_card.json").read_text())
+    assert card["prm"]["kind"] == "generative" and res.steps == 2
+    from rationales.verify.trained_prm import load_prm
+
+    prm = load_prm(tmp_path / "gen")
+    assert prm.kind == "generative"
