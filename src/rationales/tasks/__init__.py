@@ -24,26 +24,45 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("rationales.tasks") / "data" / BUNDLED[name][0]))
 
 
+def _probe(spec: str) -> str:
+    """What a path names: 'dataset' (save_to_disk directory), 'dir', 'file' or 'missing'."""
+    from . import hf
+
+    try:
+        p = Path(spec)
+        if hf.is_saved_dataset(p):
+            return "dataset"
+        if p.is_dir():
+            return "dir"
+        return "file" if p.exists() else "missing"
+    except (OSError, ValueError):  # a name too long, a NUL byte: not a path we can open
+        return "missing"
+
+
 def load_task(spec: str, *, size: int = 50, seed: int = 0, limit: int | None = None,
               **mapping: Any) -> list[Problem]:
     """Load problems for a task spec; ``limit`` keeps the first K."""
     from . import files as file_loader
     from . import hf
 
+    if not isinstance(spec, str) or not spec.strip():
+        raise TaskError("No task given: a task is 'demo', reasoning_gym:NAME (see `rationales tasks`), or the path "
+                        "of a .jsonl/.json/.csv/.tsv/.parquet file or a saved Hugging Face dataset.")
     if spec in BUNDLED:
         problems = file_loader.rows_to_problems(file_loader._rows(bundled_path(spec)), source=spec,
                                                 answer_type="number")
     elif spec.startswith(("reasoning_gym:", "rg:")):
         from . import reasoning_gym
 
-        name = spec.split(":", 1)[1]
+        name = spec.split(":", 1)[1].strip()
         n = max(size, limit or 0)
         problems = reasoning_gym.load(name, size=n, seed=seed)
-    elif spec.startswith("hf:") or hf.is_saved_dataset(Path(spec)):
+    elif spec.startswith("hf:") or _probe(spec) == "dataset":
         problems = hf.load(spec[3:] if spec.startswith("hf:") else spec, **mapping)
-    elif Path(spec).suffix.lower() in FILE_SUFFIXES or Path(spec).exists():
-        if Path(spec).is_dir():
-            raise TaskError(f"{spec} is a directory but not a dataset saved with save_to_disk.")
+    elif Path(spec).suffix.lower() in FILE_SUFFIXES or _probe(spec) != "missing":
+        if _probe(spec) == "dir":
+            raise TaskError(f"{spec} is a directory but not a dataset saved with save_to_disk; give a task file "
+                            "or a saved dataset directory.")
         problems = file_loader.load(spec, **mapping)
     else:
         raise UnknownNameError("task", spec, [*BUNDLED, "reasoning_gym:<name>", "<file.jsonl|csv|parquet>"])

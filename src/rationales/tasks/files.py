@@ -3,56 +3,80 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import TaskError
 from ..records import Problem
+from .jsonl import clean_json, clean_text, read_json, read_jsonl, read_text
+
+ANSWER_TYPES = ("auto", "number", "math", "exact", "choice", "reasoning_gym")
+
+
+def _csv_rows(path: Path, delimiter: str) -> list[dict[str, Any]]:
+    text = read_text(path, "task file")  # UTF-8, BOM dropped (Excel writes one)
+    try:
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            raise TaskError(f"{path}: a quote (\") opened in the file is never closed, so everything after it "
+                            "would become one field (and swallow the answers); close or remove that quote.") from e
+    try:  # other oddities that strict parsing refuses but ordinary CSV readers accept
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as e:
+        raise TaskError(f"Cannot read {path} as CSV ({e}); is it really {path.suffix} text?") from e
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
-    try:
-        if suffix in (".jsonl", ".ndjson"):
-            rows = []
-            with path.open(encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as e:
-                            raise TaskError(f"{path}:{n} is not valid JSON ({e.msg}); fix or remove that line.") from e
-            return rows
-        if suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, list):
-                raise TaskError(f"{path} must hold a JSON list of objects (or use .jsonl).")
-            return data
-        if suffix in (".csv", ".tsv"):
-            with path.open(encoding="utf-8", newline="") as f:
-                return list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","))
-        if suffix == ".parquet":
+    if suffix in (".jsonl", ".ndjson"):
+        return read_jsonl(path, "task file")
+    if suffix == ".json":
+        data = read_json(path, "task file")
+        if not isinstance(data, list):
+            raise TaskError(f"{path} must hold a JSON list of objects (or use .jsonl).")
+        for i, row in enumerate(data, 1):
+            if not isinstance(row, dict):
+                raise TaskError(f"{path}: item {i} of the list is not a JSON object; each item must be one object "
+                                'such as {"question": ..., "answer": ...}.')
+        return data
+    if suffix in (".csv", ".tsv"):
+        return _csv_rows(path, "\t" if suffix == ".tsv" else ",")
+    if suffix == ".parquet":
+        try:
             import pyarrow.parquet as pq
 
-            return pq.read_table(path).to_pylist()
-    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
-        raise TaskError(f"Cannot read {path} ({e}); is it really {suffix} text?") from e
-    except OSError as e:
-        raise TaskError(f"Cannot read {path} ({e}).") from e
-    except Exception as e:
-        if type(e).__module__.startswith("pyarrow"):
-            raise TaskError(f"Cannot read {path} as Parquet ({e}).") from e
-        raise
+            rows = pq.read_table(path).to_pylist()
+        except OSError as e:
+            raise TaskError(f"Cannot read {path} ({e}).") from e
+        except Exception as e:
+            if type(e).__module__.startswith("pyarrow"):
+                raise TaskError(f"Cannot read {path} as Parquet ({e}).") from e
+            raise
+        return [clean_json(r) if isinstance(r, dict) else r for r in rows]
     raise TaskError(f"Unsupported file type '{suffix}' for {path}: use .jsonl, .json, .csv, .tsv or .parquet.")
+
+
+def _text(value: Any) -> str:
+    """A cell as text: strings as they are, other JSON values as JSON (never Python's repr)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        return str(value)
 
 
 def rows_to_problems(rows: list[dict[str, Any]], source: str, question_col: str = "question",
                      answer_col: str = "answer", context_col: str | None = None, id_col: str | None = None,
                      answer_type: str = "auto", choices_col: str | None = None) -> list[Problem]:
+    if answer_type not in ANSWER_TYPES:
+        raise TaskError(f"Unknown answer type '{answer_type}'; use one of: {', '.join(ANSWER_TYPES)}.")
     if not rows:
         raise TaskError(f"{source} has no rows.")
-    cols = set(rows[0])
+    cols = {str(k) for k in rows[0]}
     if question_col not in cols:
         raise TaskError(f"{source} has no column '{question_col}' (columns: {', '.join(sorted(cols))}); "
                         "pass --question-col NAME.")
@@ -68,15 +92,31 @@ def rows_to_problems(rows: list[dict[str, Any]], source: str, question_col: str 
         if q is None or str(q).strip() == "":
             raise TaskError(f"{source} row {i + 1} has an empty '{question_col}'.")
         gold = row.get(answer_col)
-        meta = {k: v for k, v in row.items() if k not in (question_col, answer_col)}
+        if isinstance(gold, (dict, list)):
+            gold = _text(gold)
+        meta = {str(k): v for k, v in row.items() if k not in (question_col, answer_col)}
         if id_col:
             meta["source_id"] = row.get(id_col)
-        choices = row.get(choices_col) if choices_col else None
+        choices = _choices(row.get(choices_col), source, i) if choices_col else None
+        context = row.get(context_col) if context_col else None
         problems.append(Problem.make(
-            str(q), gold, source=source, context=str(row[context_col]) if context_col and row.get(context_col) else None,
-            answer_type=answer_type, choices=list(choices) if choices else None,
+            _text(q), gold, source=source, context=_text(context) if context not in (None, "") else None,
+            answer_type=answer_type, choices=choices,
             meta=json.loads(json.dumps(meta, default=str))))
     return problems
+
+
+def _choices(value: Any, source: str, i: int) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [c.strip() for c in value.split("|")]
+    if not isinstance(value, list):
+        raise TaskError(f"{source} row {i + 1}: the choices must be a list (or a JSON list / 'a|b|c' string).")
+    return [_text(c) for c in value]
 
 
 def load(path: str | Path, **mapping: Any) -> list[Problem]:

@@ -15,6 +15,9 @@ from ..errors import TaskError, UnknownNameError
 from ..records import Problem
 
 
+MAX_SIZE = 100_000  # problems generated per task
+
+
 def task_names() -> list[str]:
     import reasoning_gym  # noqa: F401  (registers the generators)
     from reasoning_gym.factory import DATASETS
@@ -30,6 +33,10 @@ def load(name: str, size: int = 50, seed: int = 0, **config: Any) -> list[Proble
         raise TaskError("A reasoning-gym task needs a name: reasoning_gym:NAME (see `rationales tasks`).")
     if name not in task_names():
         raise UnknownNameError("reasoning-gym task", name, task_names())
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SIZE:
+        raise TaskError(f"A reasoning-gym task's size must be a whole number from 1 to {MAX_SIZE}, got {size!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise TaskError(f"The task seed must be a whole number from 0 to 2**63-1, got {seed!r}.")
     from .sandbox import run_jobs
 
     rg = {"name": name, "size": size, "seed": seed, "config": config}
