@@ -49,9 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: interrupted; every finished sample is stored, run the same command again to resume.",
                    err=True)
         return 130
-    except sqlite3.DatabaseError as e:
-        typer.echo(f"error: store write failed ({e}); free disk space or choose another --store, then run "
-                   "the same command again: finished samples are kept.", err=True)
+    except sqlite3.DatabaseError as e:  # corruption, a full disk and a lock each say what to do
+        from ..store import describe_sqlite_error
+
+        typer.echo(f"error: {describe_sqlite_error(None, e)}", err=True)
         return 2
     except OSError as e:
         if e.errno == errno.ENOSPC:
