@@ -73,8 +73,14 @@ def make_backend(name: str, model: str | None, base_url: str | None = None, **op
                               f"install it, e.g. pip install 'rationales[server,hf]'.") from e
 
 
-def open_store(path: str) -> Store:
-    return Store(path)
+def _report_skip(table: str, rid: str, why: str) -> None:
+    typer.echo(f"warning: skipped unreadable store row {table}/{rid} ({why})", err=True)
+
+
+def open_store(path: str, create: bool = True) -> Store:
+    """The store at ``path``; read-only commands pass ``create=False`` (a typo is an error, not a
+    new empty store). Unreadable rows are reported on stderr and skipped."""
+    return Store(path, create=create, on_skip=_report_skip)
 
 
 @contextmanager

@@ -184,7 +184,7 @@ def export_cmd(
     """Export stored rationales (with problems, steps, checks, scores) as JSONL or Parquet."""
     from ..data.export import export_rationales
 
-    with open_store(store) as st:
+    with open_store(store, create=False) as st:
         n = export_rationales(st, Path(path), method=method, model=model)
     out_console.print(f"wrote {n} rationales to {path}")
 
@@ -193,7 +193,7 @@ def runs_cmd(store: str = StoreOpt, json_out: bool = JsonOpt) -> None:
     """List the runs recorded in a store."""
     from rich.table import Table
 
-    with open_store(store) as st:
+    with open_store(store, create=False) as st:
         runs = st.runs()
     if json_out:
         print_json(runs)

@@ -48,7 +48,7 @@ def verify_cmd(
     names = parse_checkers(checkers)
     if rule not in RULES:
         raise UnknownNameError("consensus rule", rule, RULES)
-    with open_store(store) as st:
+    with open_store(store, create=False) as st:
         items = load_rationales(st, method=method, limit=limit)
         if not json_out:
             err_console.print(f"[bold]rationales verify[/] {len(items.rationales)} rationales, {items.steps} steps, "
