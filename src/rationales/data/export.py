@@ -47,13 +47,13 @@ def export_rationales(store: Store, path: Path, method: str | None = None, model
 
 # ---------------------------------------------------------------- training datasets (TRL columns)
 
-FORMATS = ("raw", "sft", "dpo", "stepwise", "contrastive")
+FORMATS = ("raw", "sft", "dpo", "stepwise", "contrastive", "pinto")
 
 
 def dataset_rows(store: Store, fmt: str, f: Any = None, *, style: str = "conversational", layout: str = "messages",
                  reduced: bool = False, pair_sources: tuple[str, ...] = ("outcome",), max_pairs_per_problem: int = 4,
                  label_source: str = "mc", unlabelled: str = "null", max_positives: int = 5,
-                 max_negatives: int = 5) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 max_negatives: int = 5, ratio: float = 0.3, n_masks: int = 2) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of a training dataset in TRL's columns, and their provenance (store, filters, split,
     label source, counts). ``f`` is a ``data.filters.DataFilter``."""
     from .filters import DataFilter
@@ -74,6 +74,10 @@ def dataset_rows(store: Store, fmt: str, f: Any = None, *, style: str = "convers
 
         rows = contrastive_rows(store, f, style=style, max_positives=max_positives, max_negatives=max_negatives,
                                 provenance=prov)
+    elif fmt == "pinto":
+        from .counterfactual import pinto_rows
+
+        rows = pinto_rows(store, f, style=style, ratio=ratio, n_masks=n_masks, provenance=prov)
     elif fmt == "stepwise":
         rows, prov = _stepwise(store, f, label_source=label_source, unlabelled=unlabelled)
     elif fmt == "raw":
@@ -96,10 +100,10 @@ def _stepwise(store: Store, f: Any, *, label_source: str, unlabelled: str) -> tu
     from .filters import select
 
     sel = select(store, f)  # the same selection and recorded split as every other format
-    ids = [r for g in sel.groups for r in g.rationales]
+    chosen = [r for g in sel.groups for r in g.rationales]
     counts: dict[str, Any] = {}
     rows = stepwise_rows(store, label_source=label_source, task=f.task, model=f.model, method=f.method,
-                         rationales=ids, split=lambda pid: f.split if f.split != "all" else "all",
+                         rationales=chosen, split=lambda pid: f.split if f.split != "all" else "all",
                          unlabelled=unlabelled, counts=counts)
     prov = dict(sel.provenance, format="stepwise", label_source=label_source, unlabelled=unlabelled,
                 label_counts=counts, rows=len(rows))
