@@ -17,7 +17,7 @@ from .prompts import RenderedPrompt, render
 from .records import Problem, Rationale, Sampling, content_hash
 from .steps import segment
 from .store import Store
-from .answers import check_answer, extract_answer
+from .answers import extract_answer, grade_answer
 
 
 def sample_seed(base_seed: int, problem_id: str, prompt_id: str, index: int) -> int:
@@ -70,19 +70,38 @@ def finish_rationale(problem: Problem, text: str, *, rid: str, prompt_id: str, m
                      sampling: Sampling, index: int, tokens: int = 0, prompt_tokens: int = 0,
                      finish_reason: str = "stop", method: str = "cot", parent_id: str | None = None,
                      meta: dict[str, Any] | None = None, segment_mode: str = "auto") -> Rationale:
-    """Turn model text into a ``Rationale``: steps, extracted answer, outcome, correctness."""
-    answer = extract_answer(text)
+    """Turn model text into a ``Rationale``: steps, extracted answer, outcome, correctness.
+    Never raises for odd text: when extracting, segmenting or checking fails (or a checker
+    reaches no verdict, e.g. it timed out), the sample is kept with ``outcome="error"`` and the
+    reason in ``meta["error"]``, so one sample can never stop a run or its reruns."""
+    meta = dict(meta or {})
+    errors: list[str] = []
+    try:
+        answer = extract_answer(text)
+    except Exception as e:  # pragma: no cover - extract_answer is property-tested not to raise
+        answer, _ = None, errors.append(f"answer extraction failed: {type(e).__name__}: {e}")
+    try:
+        steps = segment(text, segment_mode)
+    except Exception as e:
+        steps = []
+        errors.append(f"segmentation failed: {type(e).__name__}: {e}")
+    grade = grade_answer(problem, answer)
+    if grade.error:
+        errors.append(grade.error)
     if finish_reason == "length" and answer is None:
         outcome = "truncated"
     elif answer is None:
         outcome = "no_answer"
     else:
         outcome = "ok"
+    if errors:
+        outcome = "error"
+        meta["error"] = "; ".join(errors)[:1000]
     return Rationale(
         id=rid, problem_id=problem.id, prompt_id=prompt_id, model=model, method=method,
-        sampling=sampling, sample_index=index, text=text, steps=segment(text, segment_mode),
-        answer=answer, outcome=outcome, correct=check_answer(problem, answer), tokens=tokens,
-        prompt_tokens=prompt_tokens, finish_reason=finish_reason, parent_id=parent_id, meta=meta or {})
+        sampling=sampling, sample_index=index, text=text, steps=steps,
+        answer=answer, outcome=outcome, correct=grade.correct, tokens=tokens,
+        prompt_tokens=prompt_tokens, finish_reason=finish_reason, parent_id=parent_id, meta=meta)
 
 
 def make_request(backend: Backend, spec: SampleSpec, samplings: Sequence[Sampling], tag: Any) -> GenerationRequest:
