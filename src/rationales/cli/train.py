@@ -12,7 +12,7 @@ import importlib
 
 import typer
 
-SUBCOMMAND_MODULES: list[str] = ["train_prm", "train_judge"]
+SUBCOMMAND_MODULES: list[str] = ["train_prm", "train_judge", "train_sft"]
 
 train_app = typer.Typer(help="Train models from the store: sft, dpo, qcrd, pinto, prm, judge.",
                         no_args_is_help=True)
