@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
     app.command("tasks")(tasks_cmd)
     app.command("backends")(backends_cmd)
     app.command("models")(models_cmd)
+    from .export_data import export_cmd  # raw records and the training formats (data/)
+
     app.command("export")(export_cmd)
     app.command("runs")(runs_cmd)
     app.command("methods")(methods_cmd)
@@ -173,20 +175,6 @@ def models_cmd() -> None:
         t.add_row(alias, "yes" if alias == DEFAULT_MODEL else "", desc)
     out_console.print(t)
     out_console.print("Any .gguf path works too; other backends take their own model names.")
-
-
-def export_cmd(
-    path: str = typer.Argument(..., help="Output file: .jsonl or .parquet."),
-    store: str = StoreOpt,
-    method: Optional[str] = typer.Option(None, help="Only rationales of this method."),
-    model: Optional[str] = typer.Option(None, help="Only rationales of this model."),
-) -> None:
-    """Export stored rationales (with problems, steps, checks, scores) as JSONL or Parquet."""
-    from ..data.export import export_rationales
-
-    with open_store(store, create=False) as st:
-        n = export_rationales(st, Path(path), method=method, model=model)
-    out_console.print(f"wrote {n} rationales to {path}")
 
 
 def runs_cmd(store: str = StoreOpt, json_out: bool = JsonOpt) -> None:

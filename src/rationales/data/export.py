@@ -127,6 +127,8 @@ def export_dataset(store: Store, path: str | Path, fmt: str, f: Any = None,
     if fmt == "raw":
         n = export_rationales(store, Path(path), method=getattr(f, "method", None), model=getattr(f, "model", None))
         return n, {"format": "raw", "rows": n}
+    if Path(path).suffix.lower() not in (".jsonl", ".json", ".parquet"):
+        raise RationalesError(f"Unsupported dataset file '{Path(path).name}': use .jsonl or .parquet.")
     rows, prov = dataset_rows(store, fmt, f, **kwargs)
     write_rows(rows, path)
     prov["file"] = str(path)
