@@ -249,3 +249,24 @@ def test_cli_judge_jsonl_table_json_and_report(tmp_path):
     assert main(["judge", *args]) == 0
     assert main(["judge", str(rows), "--rubric", "nope", "--backend", "fake"]) == 2
     assert main(["judge", str(tmp_path / "missing.jsonl"), "--backend", "fake"]) == 2
+
+
+def test_judge_vote_and_best_of_n_choose_by_the_judge_and_count_its_tokens(store):
+    from rationales.jobs.judge import judge_selections
+
+    p = Problem.make("What is 2+2?", "4", source="demo")
+    store.put_problems([p])
+    rs = [_rat(p, 0, "2+2 = 5. The answer is 5.", False), _rat(p, 1, "2+2 = 5. The answer is 5!", False),
+          _rat(p, 2, "2+2 = 4. The answer is 4.", True)]
+    for r, a in zip(rs, ["5", "5", "4"]):
+        r.answer, r.tokens = a, 10
+    store.put_rationales(rs)
+    fake = FakeBackend(script={"= 4.": ["Feedback: right [RESULT] 5"], "*": ["Feedback: wrong [RESULT] 1"]})
+    judge = AbsoluteJudge(fake, config=JudgeConfig(force=False, retries=0))
+    (bo,) = judge_selections("judge_best_of_n", [p], [rs], judge, store)
+    assert bo.answer == "4" and bo.correct and bo.tokens == 30 + 3 * 4  # samples + the judge's 3 judgments
+    (v,) = judge_selections("judge_vote", [p], [rs], judge, store)
+    assert v.answer == "4"  # 1.0 for "4" beats 0.0 + 0.0 for "5" (plain majority would pick 5)
+    assert fake.samples_generated == 3  # judged once; the second strategy reads the stored scores
+    stored = store.get_rationale(rs[2].id)
+    assert next(s for s in stored.scores if s.kind == "judge").value == 5.0

@@ -331,5 +331,63 @@ def run_judge(config: JudgeJobConfig, backend: Backend, store: Store) -> JudgeRe
     return result
 
 
-__all__ = ["JudgeJobConfig", "JudgeResult", "run_judge", "read_jsonl", "store_items", "make_judge", "agreement",
+# ------------------------------------------------------------------ judges as verifiers (compare)
+
+
+def judge_rewards(problems: list[Any], samples: list[list[Any]], judge: AbsoluteJudge, store: Store
+                  ) -> tuple[dict[str, float | None], dict[str, int]]:
+    """Each sample's judge score scaled to [0, 1] ((score - low) / (high - low); None when the
+    verdict could not be read) and the judge tokens charged to it. Scores are kept on the
+    samples (``Score(kind="judge", by=judge)``, with the judge's rationale and tokens) and
+    stored, so a sample is judged once per judge."""
+    from ..score.judge import judge_scores
+
+    def scored(r: Any) -> bool:
+        return any(s.kind == "judge" and s.by == judge.name and "tokens" in s.detail for s in r.scores)
+
+    todo_p, todo_r = [], []
+    for p, rs in zip(problems, samples):
+        for r in rs:
+            if not scored(r):
+                todo_p.append(p)
+                todo_r.append(r)
+    if todo_r:
+        js = judge_scores(judge, todo_p, todo_r)
+        for r, j in zip(todo_r, js):
+            s = next(x for x in r.scores if x.kind == "judge" and x.by == judge.name)
+            s.detail["tokens"] = j.tokens
+        store.put_rationales(todo_r)
+    rewards: dict[str, float | None] = {}
+    cost: dict[str, int] = {}
+    for rs in samples:
+        for r in rs:
+            s = next(x for x in reversed(r.scores) if x.kind == "judge" and x.by == judge.name)
+            low, high = s.detail.get("low") or 1, s.detail.get("high") or 5
+            rewards[r.id] = None if s.value is None else (float(s.value) - low) / (high - low)
+            cost[r.id] = int(s.detail.get("tokens", 0))
+    return rewards, cost
+
+
+def judge_selections(name: str, problems: list[Any], samples: list[list[Any]], judge: AbsoluteJudge,
+                     store: Store) -> list[Any]:
+    """``judge_vote`` (votes weighted by the judge's score) or ``judge_best_of_n`` (the sample
+    the judge scores highest) over the same samples; the judge's tokens count as spent."""
+    from ..select.best_of_n import best_of_n
+    from ..select.vote import weighted_vote
+
+    rewards, cost = judge_rewards(problems, samples, judge, store)
+    sels = []
+    for p, rs in zip(problems, samples):
+        if name == "judge_vote":
+            sel = weighted_vote(p, rs, lambda r: 0.5 if rewards[r.id] is None else rewards[r.id], strategy="judge_vote")
+        else:
+            sel = best_of_n(p, rs, [[rewards[r.id]] for r in rs], "min")
+            sel.strategy = "judge_best_of_n"
+        sel.tokens += sum(cost[r.id] for r in rs)
+        sel.meta = {**sel.meta, "judge": judge.name, "unparsed": sum(rewards[r.id] is None for r in rs)}
+        sels.append(sel)
+    return sels
+
+
+__all__ = ["judge_rewards", "judge_selections", "JudgeJobConfig", "JudgeResult", "run_judge", "read_jsonl", "store_items", "make_judge", "agreement",
            "MODES"]
