@@ -270,3 +270,44 @@ def test_judge_vote_and_best_of_n_choose_by_the_judge_and_count_its_tokens(store
     assert fake.samples_generated == 3  # judged once; the second strategy reads the stored scores
     stored = store.get_rationale(rs[2].id)
     assert next(s for s in stored.scores if s.kind == "judge").value == 5.0
+
+
+# ------------------------------------------------------------------ property tests: user-text parsers
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=20),
+                            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                            max_leaves=10)
+_row = st.dictionaries(st.sampled_from(["instruction", "response", "response_A", "response_B", "rubric",
+                                        "score_rubric", "score", "winner", "reference_answer", "responses",
+                                        "ranking", "id"]), _json_values, max_size=7)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(_row.map(json.dumps), st.text(max_size=40)), max_size=5),
+       st.sampled_from(["absolute", "pairwise", "ranking"]))
+def test_read_jsonl_never_crashes(tmp_path_factory, lines, mode):
+    from rationales.jobs.judge import read_jsonl
+
+    f = tmp_path_factory.mktemp("j") / "rows.jsonl"
+    f.write_text("\n".join(l.replace("\n", " ") for l in lines), encoding="utf-8")
+    try:
+        items = read_jsonl(f, mode)
+    except RationalesError:
+        return
+    assert items and all(it.instruction.strip() for it in items)
+    assert len({it.id for it in items}) == len(items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.dictionaries(st.text(max_size=20), _json_values, max_size=6)))
+def test_load_rubric_never_crashes(spec):
+    from rationales.verify.judge import Rubric, load_rubric
+
+    try:
+        r = load_rubric(spec)
+    except RationalesError:
+        return
+    assert isinstance(r, Rubric) and r.low < r.high and r.text()

@@ -57,6 +57,7 @@ from ..records import Check, Problem, Rationale, content_hash
 JudgeKind = Literal["absolute", "pairwise", "ranking"]
 LABELS = "ABCDEFGHIJ"
 MAX_PARSE_CHARS = 20000  # longer outputs are parsed on their last 20k characters
+RETRY_TEMPERATURE = 0.7  # retries of greedy judgments sample at this temperature
 
 
 class JudgeError(RationalesError):
@@ -649,8 +650,8 @@ class JudgeConfig:
     ``aggregate``: "majority" (self-consistency), "mean" (absolute only), "best" (best-of-N:
     the judgment with the highest mean token log-probability under the judge) or "first".
     ``grammar``: constrain the output with GBNF where the backend can; ``retries``: fresh
-    samples for an unreadable output (bounded); ``force``: then read the verdict off the
-    log-probabilities after ``[RESULT]``."""
+    samples for an unreadable output (bounded; a greedy judge's retries sample at T=0.7);
+    ``force``: then read the verdict off the log-probabilities after ``[RESULT]``."""
 
     n: int = 1
     temperature: float = 0.0
@@ -692,9 +693,9 @@ class _Engine:
     def _prompt_text(self, prompt: RenderedPrompt) -> str:
         return self.backend.render(prompt.messages) if self.backend.chat else prompt.completion_text()
 
-    def _key(self, prompt: RenderedPrompt, seed: int, grammar: str | None) -> str:
+    def _key(self, prompt: RenderedPrompt, seed: int, grammar: str | None, temperature: float) -> str:
         c = self.config
-        return content_hash("judge-out", self.backend.model, prompt.messages, self.backend.chat, c.temperature,
+        return content_hash("judge-out", self.backend.model, prompt.messages, self.backend.chat, temperature,
                             c.top_p, c.max_tokens, seed, grammar)
 
     def _cached(self, key: str) -> dict[str, Any] | None:
@@ -707,11 +708,11 @@ class _Engine:
                 return got
         return None
 
-    def _generate(self, jobs: list[tuple[RenderedPrompt, int, str | None]]) -> list[dict[str, Any]]:
-        """One output per (prompt, seed, grammar): cached ones from memory / the store."""
+    def _generate(self, jobs: list[tuple[RenderedPrompt, int, str | None, float]]) -> list[dict[str, Any]]:
+        """One output per (prompt, seed, grammar, temperature): cached ones from memory / the store."""
         c = self.config
-        keys = [self._key(p, s, g) for p, s, g in jobs]
-        todo: dict[str, tuple[RenderedPrompt, int, str | None]] = {}
+        keys = [self._key(p, s, g, t) for p, s, g, t in jobs]
+        todo: dict[str, tuple[RenderedPrompt, int, str | None, float]] = {}
         for k, job in zip(keys, jobs):
             if k not in todo and self._cached(k) is None:
                 todo[k] = job
@@ -719,8 +720,8 @@ class _Engine:
             reqs = []
             order = list(todo)
             for i, k in enumerate(order):
-                p, seed, g = todo[k]
-                kw: dict[str, Any] = dict(seeds=[seed], temperature=c.temperature, top_p=c.top_p,
+                p, seed, g, temp = todo[k]
+                kw: dict[str, Any] = dict(seeds=[seed], temperature=temp, top_p=c.top_p,
                                           max_tokens=c.max_tokens, tag=k)
                 if g is not None:
                     kw["grammar"] = g
@@ -785,7 +786,10 @@ class _Engine:
         for attempt in range(c.retries + 1):
             if not pending:
                 break
-            outs = self._generate([(prompts[i], seeds[i][j] + 104729 * attempt, grammars[i]) for i, j in pending])
+            # a retry of a greedy judgment samples (T=0.7): the same greedy output would come back
+            temp = c.temperature if (attempt == 0 or c.temperature > 0) else RETRY_TEMPERATURE
+            outs = self._generate([(prompts[i], seeds[i][j] + 104729 * attempt, grammars[i], temp)
+                                   for i, j in pending])
             still = []
             for (i, j), out in zip(pending, outs):
                 text = out.get("text", "")
