@@ -951,8 +951,12 @@ class PairwiseJudge(BasePairwiseJudge):
             consistent = None
             if len(orders) == 2 and per_order.get("AB") is not None and per_order.get("BA") is not None:
                 consistent = per_order["AB"] == per_order["BA"]
-            if self.config.aggregate in ("best", "first"):
-                v, rep = _aggregate_values(ss, self.config.aggregate, "pairwise")
+            if self.config.aggregate in ("best", "first"):  # one pick per order; they must agree
+                picks = [per_order.get(o) for o in (["AB", "BA"] if len(orders) == 2 else ["AB"])]
+                v = picks[0] if all(x is not None and x == picks[0] for x in picks) else None
+                rep = next((x for x in ok if x.value == v), None) if v is not None else (ok[0] if ok else None)
+                if v is None and ok and any(x is None for x in picks):
+                    v, rep = _aggregate_values(ss, self.config.aggregate, "pairwise")  # one order unread
             elif ok and not _tied([s.value for s in ok]):
                 v, rep = _aggregate_values(ss, "majority", "pairwise")
             else:
