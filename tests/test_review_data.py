@@ -63,6 +63,12 @@ def build_store(path: Path) -> dict:
             first = r.steps[0]
             first.checks.append(Check(kind="prm", by="fake-prm", verdict=1, score=0.9 - 0.1 * k))
         r.set_score(Score(kind="judge", value=float(1 + k % 5), by="fake-judge"))
+    tree_key = "grounded_mcts:" + problems[0].id
+    # the first sample is a path of the saved tree (nodes 1, 2, 4), labelled as select/tree.py does
+    for step, node in zip(rationales[0].steps, (1, 2, 4)):
+        step.checks.append(Check(kind="mc", by="grounded_mcts", verdict=1, score=0.5,
+                                 detail={"in_tree": True, "node": node, "visits": 2}))
+    rationales[0].set_score(Score(kind="grounded_reward", value=0.8, by="grounded_mcts", detail={"tree": tree_key}))
     store.put_rationales(rationales)
 
     xp = Problem.make("Repeat the HTML <script>alert(0)</script> back", "7", source="xss")
@@ -74,7 +80,7 @@ def build_store(path: Path) -> dict:
     store.put_rationale(xr)
 
     tree_rs = [r for r in rationales if r.problem_id == problems[0].id][:2]
-    tree = {"key": "grounded_mcts:" + problems[0].id, "method": "grounded_mcts", "problem_id": problems[0].id,
+    tree = {"key": tree_key, "method": "grounded_mcts", "problem_id": problems[0].id,
             "question": APPLES, "gold": "15", "tokens": 99, "config": {}, "paths": [],
             "rationales": [r.id for r in tree_rs],
             "nodes": [{"id": 0, "parent": None, "depth": 0, "text": "", "visits": 4, "q": 0.2, "terminal": False},

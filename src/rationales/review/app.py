@@ -169,7 +169,7 @@ def create_app(cfg: ReviewConfig) -> Any:
         problem = st.get_problem(pid)
         if problem is None:
             return error(request, f"No problem with id {pid!r} in this store.", 404)
-        rs = st.rationales(problem_id=pid)
+        rs = sorted(st.rationales(problem_id=pid), key=lambda r: (r.method, r.sample_index, r.id))
         votes = []
         by_method: dict[str, list[Rationale]] = {}
         for r in rs:
@@ -227,8 +227,6 @@ def create_app(cfg: ReviewConfig) -> Any:
                     if isinstance(c.detail.get("node"), int):
                         path_nodes.add(c.detail["node"])
         root = R.tree_view(data, path_nodes)
-        if root is not None:
-            path_nodes.add(root.id)
         return html(request, "tree.html", title="search tree", key=key, data=data, root=root, rid=rid,
                     n_nodes=len(data.get("nodes") or []))
 

@@ -96,6 +96,9 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+# Stable under labelling: a label rewrites the rationale's row (INSERT OR REPLACE gives it a new
+# rowid), so lists are ordered by problem, then method and sample, never by the row's rowid.
+ORDER_SQL = " ORDER BY COALESCE(p.rowid, 0), r.problem_id, r.method, r.sample_index, r.id"
 PRM_MIN_SQL = "(SELECT MIN(c.score) FROM checks c WHERE c.rationale_id=r.id AND c.kind='prm')"
 JUDGE_SQL = ("COALESCE((SELECT MAX(s.value) FROM scores s WHERE s.rationale_id=r.id AND s.kind LIKE 'judge%'), "
              "(SELECT AVG(c.score) FROM checks c WHERE c.rationale_id=r.id AND c.kind='judge'))")
@@ -174,19 +177,19 @@ def _row(t: tuple) -> RationaleRow:
 
 
 def list_rationales(store: Store, f: Filters, user: str, *, limit: int = PAGE_SIZE) -> tuple[list[RationaleRow], int]:
-    """One page of rationales matching ``f`` (in store order) and the total count."""
+    """One page of rationales matching ``f`` (by problem, method, sample) and the total count."""
     where, args = _where(f, user)
     total = store.conn.execute(
         f"SELECT COUNT(*) FROM rationales r LEFT JOIN problems p ON p.id = r.problem_id{where}", args).fetchone()[0]
     args = dict(args, limit=limit, offset=f.page * limit)
-    rows = store.conn.execute(f"{SELECT_ROWS}{where} ORDER BY r.rowid LIMIT :limit OFFSET :offset", args)
+    rows = store.conn.execute(f"{SELECT_ROWS}{where}{ORDER_SQL} LIMIT :limit OFFSET :offset", args)
     return [_row(t) for t in rows], total
 
 
 def rationale_ids(store: Store, f: Filters, user: str) -> list[str]:
     """Every id matching ``f`` in list order (for next/previous navigation)."""
     where, args = _where(f, user)
-    q = f"SELECT r.id FROM rationales r LEFT JOIN problems p ON p.id = r.problem_id{where} ORDER BY r.rowid"
+    q = f"SELECT r.id FROM rationales r LEFT JOIN problems p ON p.id = r.problem_id{where}{ORDER_SQL}"
     return [t[0] for t in store.conn.execute(q, args)]
 
 

@@ -10,7 +10,8 @@
   not come from another origin (``Origin`` / ``Sec-Fetch-Site``). Form bodies are read here
   and replayed to the app.
 * **Headers**: a Content-Security-Policy that allows only the app's own scripts and styles
-  (no inline script), ``nosniff``, no framing, no referrer.
+  (no inline script), ``nosniff``, no framing, no referrer to other sites (same-origin: with
+  ``no-referrer`` browsers send ``Origin: null`` on form posts, which is refused).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ MAX_BODY = 1 << 20
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-           (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
+           (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin"),
            (b"cache-control", b"no-store")]
 
 Scope = dict[str, Any]

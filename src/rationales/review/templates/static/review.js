@@ -122,7 +122,7 @@
     var labels = {};
     labels[steps[current].dataset.index] = v;
     post({op: "set", labels: labels}, true);
-    if (current < steps.length - 1) focusStep(current + 1);
+    if (v !== null && current < steps.length - 1) focusStep(current + 1);  // labelled: on to the next step
   }
   function firstError() {
     if (!steps.length) return;
@@ -149,6 +149,8 @@
   });
   var ac = document.getElementById("all-correct");
   if (ac) ac.addEventListener("click", allCorrect);
+  var am = document.getElementById("after-mode");
+  if (am) am.addEventListener("change", function () { focusStep(current); });  // keys go back to the steps
   var ub = document.getElementById("undo");
   if (ub) ub.addEventListener("click", undoLast);
 
