@@ -311,3 +311,26 @@ def test_load_rubric_never_crashes(spec):
     except RationalesError:
         return
     assert isinstance(r, Rubric) and r.low < r.high and r.text()
+
+
+def test_step_mode_writes_judge_checks_and_compares_with_the_tool_check(store):
+    from rationales.jobs.judge import JudgeJobConfig, run_judge
+    from rationales.steps import segment
+
+    p = Problem.make("What is 2+3+4?", "9", source="demo")
+    store.put_problems([p])
+    text = "2 + 3 = 5\n5 + 4 = 10\nThe answer is 10."
+    r = Rationale(id="r", problem_id=p.id, prompt_id="", model="m", text=text, steps=segment(text), answer="10",
+                  correct=False)
+    store.put_rationales([r])
+
+    def script(prompt, seed, index):  # right on the first step, wrong on the second
+        step = prompt.split("(judge this one):\n")[1].split("\n")[0]
+        return "Feedback: ok [RESULT] 5" if "= 5" in step else "Feedback: bad [RESULT] 1"
+
+    res = run_judge(JudgeJobConfig(mode="step"), FakeBackend(script=script), store)
+    assert res.agreement["tool_decided_steps"] == 2 and res.agreement["agreement_with_tool"] == 1.0
+    stored = store.get_rationale("r")
+    assert [s.verdict("judge") for s in stored.steps] == [1, -1, -1]
+    with pytest.raises(RationalesError, match="drop the file"):
+        JudgeJobConfig(mode="step", file="x.jsonl")

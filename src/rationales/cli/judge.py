@@ -18,8 +18,9 @@ def judge_cmd(
     file: Optional[str] = typer.Argument(None, help="A JSONL file in prometheus-eval's fields (instruction, response, "
                                                     "reference_answer, rubric; relative: response_A, response_B). "
                                                     "Omit it to judge the store's rationales."),
-    mode: str = typer.Option("absolute", "--mode", help="absolute (a score), pairwise (A vs B, both orders) or "
-                                                        "ranking (more than two)."),
+    mode: str = typer.Option("absolute", "--mode", help="absolute (a score), pairwise (A vs B, both orders), "
+                                                        "ranking (more than two), or step (each step of stored "
+                                                        "rationales gets a Check(kind=judge))."),
     rubric: str = typer.Option("correctness", "--rubric", help="Built-in rubric (correctness, reasoning, helpfulness, "
                                                               "harmlessness, faithfulness, step), a JSON file, or text."),
     low: Optional[int] = typer.Option(None, "--low", help="Scale bottom (default: the rubric's, 1)."),

@@ -33,14 +33,14 @@ from ..store import Store
 from ..verify.judge import (AbsoluteJudge, JudgeConfig, JudgeError, JudgeItem, Judgment, PairItem, PairwiseJudge,
                             RankingJudge, RankItem, load_rubric)
 
-MODES = ("absolute", "pairwise", "ranking")
+MODES = ("absolute", "pairwise", "ranking", "step")
 
 
 @dataclass
 class JudgeJobConfig:
     """Options of ``rationales judge`` (validated)."""
 
-    mode: Literal["absolute", "pairwise", "ranking"] = "absolute"
+    mode: Literal["absolute", "pairwise", "ranking", "step"] = "absolute"
     file: str | None = None  # a JSONL file instead of the store's rationales
     run: str | None = None  # store filters
     method: str | None = None
@@ -71,6 +71,8 @@ class JudgeJobConfig:
         if self.per_problem < 1:
             raise JudgeError(f"--per-problem {self.per_problem} must be at least 1.")
         load_rubric(self.rubric)  # unknown rubric -> one-line error now, before any model loads
+        if self.mode == "step" and self.file:
+            raise JudgeError("--mode step judges the steps of stored rationales; drop the file argument.")
 
 
 @dataclass
@@ -295,6 +297,8 @@ def run_judge(config: JudgeJobConfig, backend: Backend, store: Store) -> JudgeRe
     rubric = load_rubric(config.rubric)
     low, high = (config.low, config.high) if config.low is not None and config.high is not None \
         else (rubric.low, rubric.high)
+    if config.mode == "step":
+        return _run_step_judge(config, backend, store, t0)
     if config.file:
         items, source = read_jsonl(config.file, config.mode, config.limit), str(config.file)
     else:
@@ -327,6 +331,51 @@ def run_judge(config: JudgeJobConfig, backend: Backend, store: Store) -> JudgeRe
                          agreement(config.mode, judgments, items, low, high), counts, time.time() - t0,
                          sum(j.tokens for j in judgments), run_id, {**asdict(config), "low": low, "high": high,
                                                                     "constrained": judge.engine.constrained})
+    store.finish_run(run_id, result.summary())
+    return result
+
+
+def _run_step_judge(config: JudgeJobConfig, backend: Backend, store: Store, t0: float) -> JudgeResult:
+    """Step-level judging: ``Check(kind="judge")`` on every step of the selected stored
+    rationales (rubric ``step`` unless another is given); agreement with the arithmetic tool
+    check on the steps it can decide."""
+    from ..data.judge_pairs import stored_rationales
+    from ..stats import wilson_interval
+    from ..verify.arithmetic import check_step
+    from ..verify.judge import StepJudge, judge_checks
+
+    f = _store_filters(config, store)
+    rats = [r for r in stored_rationales(store, model=f["model"], method=f["method"], problem_ids=f["problem_ids"])
+            if r.steps][:config.limit or None]
+    if not rats:
+        raise JudgeError(f"No stored rationales with steps in {store.path} for these filters; run `rationales run "
+                         "TASK` first or relax --run/--method/--source-model/--task.")
+    problems = {pid: store.get_problem(pid) for pid in {r.problem_id for r in rats}}
+    rats = [r for r in rats if problems.get(r.problem_id) is not None]
+    rubric = config.rubric if config.rubric != "correctness" else "step"
+    judge = StepJudge(backend, rubric, config.judge, store=store)
+    run_id = store.start_run("judge", {**asdict(config), "backend": backend.name, "model": backend.model})
+    judge_checks(judge, [problems[r.problem_id] for r in rats], rats)
+    store.put_rationales(rats)
+    agree = n_tool = judged = unparsed = 0
+    for r in rats:
+        for step in r.steps:
+            c = next((c for c in reversed(step.checks) if c.kind == "judge" and c.by == judge.name), None)
+            if c is None:
+                continue
+            judged += 1
+            unparsed += c.verdict is None
+            tool = check_step(step)
+            if tool is not None and tool.verdict is not None and c.verdict is not None:
+                n_tool += 1
+                agree += int(tool.verdict == c.verdict)
+    lo, hi = wilson_interval(agree, n_tool)
+    ag = {"steps": judged, "unparsed": unparsed, "unparsed_rate": round(unparsed / judged, 4) if judged else None,
+          "tool_decided_steps": n_tool, "agreement_with_tool": round(agree / n_tool, 4) if n_tool else None,
+          "ci_low": round(lo, 4), "ci_high": round(hi, 4)}
+    counts = dict(judge.stats)
+    result = JudgeResult("step", judge.name, f"store:{store.path}", [], [], ag, counts, time.time() - t0, 0, run_id,
+                         {**asdict(config), "rationales": len(rats)})
     store.finish_run(run_id, result.summary())
     return result
 
