@@ -157,3 +157,50 @@ def test_mc_search_labels_free_labels_and_binary_search(tmp_path):
     mc_search_labels([p, p], [good, bad], backend, store, n=4, wave=2)
     assert backend.calls == calls
     assert [step_label(s, "mc").hard for s in bad.steps] == [True, True, False, False, False]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_step_pieces_rejoin_any_segmented_text(text):
+    """Cutting at recorded spans never loses or duplicates a character."""
+    from rationales.verify.trained_prm import step_pieces
+
+    for mode in ("lines", "sentences", "auto"):
+        steps = segment(text, mode)
+        pieces = step_pieces(text, [s.span for s in steps])
+        assert len(pieces) == len(steps)
+        if steps:
+            assert "".join(pieces) == text
+            assert all(p.strip().startswith(s.text.strip()[:1]) for p, s in zip(pieces[1:], steps[1:]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=400))
+def test_read_stepwise_never_crashes_on_junk(tmp_path_factory, blob):
+    from rationales.errors import RationalesError
+
+    path = tmp_path_factory.mktemp("junk") / "x.jsonl"
+    path.write_bytes(blob)
+    try:
+        rows = read_stepwise(path)
+    except RationalesError:
+        return
+    for row in rows:
+        assert len(row["completions"]) == len(row["labels"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_read_card_gives_one_line_errors_on_junk(tmp_path_factory, text):
+    from rationales.verify.trained_prm import TrainedPRMError, read_card
+
+    d = tmp_path_factory.mktemp("card")
+    (d / "model_card.json").write_text(text, encoding="utf-8")
+    try:
+        read_card(d)
+    except TrainedPRMError as e:
+        assert "\n" not in str(e)

@@ -190,9 +190,18 @@ def read_stepwise(path: str | Path) -> list[dict[str, Any]]:
     except Exception as e:  # noqa: BLE001 - any parse failure is the same user error
         raise RationalesError(f"Cannot read stepwise file {path} ({type(e).__name__}: {e}).") from e
     for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise RationalesError(f"Stepwise file {path}, row {i + 1}: not a JSON object with prompt, completions "
+                                  "and labels.")
         missing = [c for c in ("prompt", "completions", "labels") if c not in row]
         if missing:
             raise RationalesError(f"Stepwise file {path}, row {i + 1}: missing column(s) {', '.join(missing)}.")
+        if not isinstance(row["completions"], list) or not isinstance(row["labels"], list) \
+                or not all(isinstance(c, str) for c in row["completions"]) or not isinstance(row["prompt"], str):
+            raise RationalesError(f"Stepwise file {path}, row {i + 1}: prompt must be a string and completions a "
+                                  "list of strings, labels a list of true/false/null.")
+        if any(lab is not None and not isinstance(lab, (bool, int, float)) for lab in row["labels"]):
+            raise RationalesError(f"Stepwise file {path}, row {i + 1}: labels must be true, false or null.")
         if len(row["completions"]) != len(row["labels"]):
             raise RationalesError(f"Stepwise file {path}, row {i + 1}: {len(row['completions'])} completions "
                                   f"but {len(row['labels'])} labels.")

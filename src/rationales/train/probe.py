@@ -30,8 +30,10 @@ def _row_key(row: dict[str, Any], template: str, model: str) -> str:
     return content_hash("probe-row", model, template, row["prompt"], row["completions"], length=20)
 
 
-def extract_features(cfg: PRMConfig, data: PRMData, backend: Any, states: Any) -> dict[str, Any]:
-    """Hidden states at the step ends of every row (cached in the output directory)."""
+def extract_features(cfg: PRMConfig, data: PRMData, backend: Any, states: Any,
+                     cache_path: str | Path | None = None) -> dict[str, Any]:
+    """Hidden states at the step ends of every row, cached in ``OUTPUT/features.npz`` (or in
+    ``cache_path``, which several probes on the same rationales can share)."""
     import numpy as np
 
     from ..verify.trained_prm import probe_prompt
@@ -39,7 +41,7 @@ def extract_features(cfg: PRMConfig, data: PRMData, backend: Any, states: Any) -
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache: dict[str, Any] = {}
-    path = out / FEATURES
+    path = Path(cache_path) if cache_path is not None else out / FEATURES
     if path.is_file() and cfg.resume:
         try:
             with np.load(path, allow_pickle=False) as f:
@@ -48,7 +50,7 @@ def extract_features(cfg: PRMConfig, data: PRMData, backend: Any, states: Any) -
             cache = {}
 
     def save() -> None:
-        tmp = out / (FEATURES + ".tmp.npz")
+        tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **cache)
         os.replace(tmp, path)
 
@@ -143,7 +145,8 @@ def _matrix(data: PRMData, idx: list[int], cache: dict[str, Any], cfg: PRMConfig
     return np.stack(xs), np.asarray(ys), np.asarray(hs)
 
 
-def train_probe(cfg: PRMConfig, data: PRMData | None = None, backend: Any = None) -> TrainResult:
+def train_probe(cfg: PRMConfig, data: PRMData | None = None, backend: Any = None,
+                cache_path: str | Path | None = None) -> TrainResult:
     """Extract step-end hidden states with the GGUF model ``cfg.model`` (or ``backend``), fit the
     head, save ``probe.npz`` and the model card."""
     from ..backends.base import get_backend
@@ -159,7 +162,7 @@ def train_probe(cfg: PRMConfig, data: PRMData | None = None, backend: Any = None
     states = StepStates(backend, n_ctx=cfg.n_ctx)
     t_feat = time.time()
     tokens_before = states.tokens_evaluated
-    cache = extract_features(cfg, data, backend, states)
+    cache = extract_features(cfg, data, backend, states, cache_path)
     feat_seconds = time.time() - t_feat
     x, y, hard = _matrix(data, data.train, cache, cfg, backend.model)
     if len(y) == 0:

@@ -107,9 +107,11 @@ def read_card(path: str | Path) -> dict[str, Any]:
         card = json.loads((p / CARD).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise TrainedPRMError(f"{p / CARD} is unreadable ({e}); retrain the PRM.") from e
-    kind = (card.get("prm") or {}).get("kind") if isinstance(card, dict) else None
+    info = card.get("prm") if isinstance(card, dict) else None
+    kind = info.get("kind") if isinstance(info, dict) else None
     if not isinstance(card, dict) or card.get("method") != "prm" or kind not in PRM_KINDS:
-        raise TrainedPRMError(f"{p} holds a model trained by `rationales train {card.get('method', '?')}`, not a PRM "
+        method = card.get("method", "?") if isinstance(card, dict) else "?"
+        raise TrainedPRMError(f"{p} holds a model trained by `rationales train {" ".join(str(method).split())[:40]}`, not a PRM "
                               f"(its card names no PRM kind of {', '.join(PRM_KINDS)}).")
     return card
 

@@ -1,0 +1,509 @@
+"""A PRM trained on the product's own step labels vs voting, on grade-school word problems.
+
+``reasoning_gym:gsm_symbolic`` (seed 0; problems 0..199 are the training pool, 200..399 the
+test pool: disjoint by construction and checked by question text), the default model
+(Qwen2.5-Coder-0.5B-Instruct Q4_K_M), chain-of-thought prompt, one greedy rationale and 8
+samples per problem (T=0.7, top_p=0.95, 512 tokens: exactly what ``rationales compare``
+draws, so it reuses them). Phases, each cached in the store so a killed run resumes:
+
+1. ``samples``: greedy + 8 samples for the training and the test problems;
+2. ``labels``: step labels on the training samples only (tool checks; Math-Shepherd MC labels
+   built cheaply: a correct sample labels all its steps +1 for free, a wrong one labels its
+   last step -1 for free, and the first error of a wrong sample is found by binary search with
+   a few batched rollouts per probe, stopped as soon as one reaches the gold answer);
+3. ``train``: the probe PRM (a logistic head on the frozen model's hidden states at step
+   ends) on the labelled training steps;
+4. ``eval``: on the test problems: ProcessBench F1 (built items from gsm_symbolic gold
+   solutions, and the model's own rationales labelled by MC) of the trained PRM vs the tool
+   checker vs the model as its own PRM; selection at equal budgets: greedy, vote@8, best-of-8,
+   PRM-weighted vote@8, PRM-guided step search; 95% CIs and McNemar vs greedy and vote@8.
+
+The model lock (``/tmp/rationales-model.lock``) is taken per batch with ``fcntl``, never for
+the whole run, so other short model jobs interleave. The last line is the fraction of the
+greedy-to-oracle@8 gap that the best trained-PRM strategy closes.
+
+    nohup python benchmarks/trained_prm.py --phase all > /tmp/trained_prm.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+LOCK = "/tmp/rationales-model.lock"
+TASK = "gsm_symbolic"
+POOL = 400
+
+
+def log(*a: Any) -> None:
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+@contextmanager
+def model_lock() -> Iterator[float]:
+    """Hold the shared model lock for one batch; yields the seconds spent waiting for it."""
+    t0 = time.time()
+    with open(LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield time.time() - t0
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Clock:
+    """Seconds spent holding the lock (model work), per phase, kept in the store."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.data = store.get_blob("bench:clock") or {}
+
+    def add(self, phase: str, seconds: float, **counts: int) -> None:
+        d = self.data.setdefault(phase, {"seconds": 0.0})
+        d["seconds"] += seconds
+        for k, v in counts.items():
+            d[k] = d.get(k, 0) + v
+        self.store.put_blob("bench:clock", "bench", self.data)
+
+
+def split_problems(n_train: int, n_test: int) -> tuple[list[Any], list[Any]]:
+    from rationales.tasks import reasoning_gym
+
+    ps = reasoning_gym.load(TASK, size=POOL, seed=0)
+    train, test = ps[:POOL // 2][:n_train], ps[POOL // 2:][:n_test]
+    overlap = {p.question for p in train} & {p.question for p in test}
+    assert not overlap, "train and test problems overlap"
+    return train, test
+
+
+def sample_specs(problems: list[Any], args: argparse.Namespace, n: int | None = None) -> list[Any]:
+    """Greedy + ``n`` samples per problem (``n`` = --samples); ``n=0`` style calls for training
+    problems pass ``--train-samples`` and skip the greedy rationale."""
+    from rationales.generate import cot_specs
+
+    n = args.samples if n is None else n
+    samples = cot_specs(problems, template="cot", n=n, temperature=0.7, top_p=0.95,
+                        max_tokens=args.max_tokens, seed=0, method="cot")
+    if n != args.samples:
+        return samples
+    greedy = cot_specs(problems, template="cot", n=1, temperature=0.0, max_tokens=args.max_tokens, method="cot")
+    return [s for pair in zip(greedy, samples) for s in pair]
+
+
+def phase_samples(backend: Any, store: Any, clock: Clock, train: list[Any], test: list[Any],
+                  args: argparse.Namespace) -> None:
+    from rationales.generate import GenerationStats, generate
+
+    # interleave training and test batches so both grow together
+    order: list[Any] = []
+    for i in range(0, max(len(train), len(test)), args.batch):
+        order += train[i:i + args.batch] and [train[i:i + args.batch]]
+        order += test[i:i + args.batch] and [test[i:i + args.batch]]
+    train_ids = {p.id for p in train}
+    for b, probs in enumerate(order):
+        specs = sample_specs(probs, args, args.train_samples if probs[0].id in train_ids else None)
+        stats = GenerationStats()
+        from rationales.records import Rationale  # check the cache first, without the lock
+
+        ids = [Rationale.make_id(s.problem.id, s.prompt_id, backend.model, sm, i, s.method, s.parent_id)
+               for s in specs for i, sm in enumerate(s.samplings())]
+        if len(store.has(ids)) == len(ids):
+            continue
+        with model_lock() as waited:
+            t0 = time.time()
+            generate(specs, backend, store, stats=stats)
+            dt = time.time() - t0
+        clock.add("samples", dt, tokens=stats.tokens_new, samples=stats.new)
+        log(f"samples batch {b + 1}/{len(order)}: {stats.new} new, {stats.tokens_new} tokens in {dt:.0f}s "
+            f"({stats.tokens_new / max(dt, 1e-9):.1f} tok/s; waited {waited:.0f}s for the lock)")
+
+
+
+def load_samples(store: Any, backend: Any, problems: list[Any], args: argparse.Namespace, *, complete_only: bool = True,
+                 n: int | None = None) -> tuple[list[Any], dict[str, Any], dict[str, list[Any]]]:
+    """(problems with all their samples stored, greedy by id, samples by id); nothing generated."""
+    from rationales.records import Rationale
+
+    keep, greedy, samples = [], {}, {}
+    for p in problems:
+        specs = sample_specs([p], args, n)
+        ids = [[Rationale.make_id(sp.problem.id, sp.prompt_id, backend.model, sm, i, sp.method, sp.parent_id)
+                for i, sm in enumerate(sp.samplings())] for sp in specs]
+        got = store.get_rationales([i for x in ids for i in x])
+        if complete_only and len(got) < sum(len(x) for x in ids):
+            continue
+        keep.append(p)
+        greedy[p.id] = got.get(ids[0][0]) if len(ids) == 2 else None
+        samples[p.id] = [got[i] for i in ids[-1] if i in got]
+    return keep, greedy, samples
+
+
+def phase_labels(backend: Any, store: Any, clock: Clock, train: list[Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Tool checks and cheap MC labels on the training samples (never on test problems)."""
+    from rationales.data.labels import mc_search_labels
+    from rationales.verify.arithmetic import check_rationale
+
+    probs, _, samples = load_samples(store, backend, train, args, n=args.train_samples)
+    info = store.get_blob("bench:labels") or {"done": []}
+    todo = [p for p in probs if p.id not in set(info["done"])]
+    log(f"labels: {len(probs)} training problems with samples, {len(todo)} to label")
+    for i in range(0, len(todo), args.batch):
+        chunk = todo[i:i + args.batch]
+        rs = [r for p in chunk for r in samples[p.id]]
+        for r in rs:
+            check_rationale(r)
+        st: dict[str, Any] = {}
+        with model_lock():
+            t0 = time.time()
+            mc_search_labels([p for p in chunk for _ in samples[p.id]], rs, backend, store, n=args.mc_n,
+                             wave=args.mc_wave, max_tokens=args.mc_tokens, seed=0,
+                             max_wrong_per_problem=args.mc_wrong, stats=st)
+            dt = time.time() - t0
+        store.put_rationales(rs)
+        clock.add("labels", dt, tokens=st["tokens"], tokens_new=st.get("tokens_new", 0), rollouts=st["rollouts"],
+                  steps_labelled=st["steps_labelled"], probes=st["probes"], searched=st["searched"])
+        info["done"] += [p.id for p in chunk]
+        store.put_blob("bench:labels", "bench", info)
+        log(f"labels batch {i // args.batch + 1}: {st['rollouts']} rollouts, {st['tokens']} tokens, "
+            f"{st['steps_labelled']} steps labelled in {dt:.0f}s")
+    return clock.data.get("labels", {})
+
+
+def phase_grounded(backend: Any, store: Any, clock: Clock, train: list[Any], args: argparse.Namespace) -> None:
+    """Measure GroundedPRM tree labels (MCTS, tool-checked steps, hybrid reward) on a few training problems."""
+    from rationales.generate import GenerationStats
+    from rationales.jobs.methods.grounded import grounded_trees
+
+    probs = train[:args.grounded]
+    if not probs or (store.get_blob("bench:grounded") or {}).get("n") == len(probs):
+        return
+    stats = GenerationStats()
+    with model_lock():
+        t0 = time.time()
+        trees = grounded_trees(probs, backend, store, rollouts=8, stats=stats)
+        dt = time.time() - t0
+    steps = sum(len(r.steps) for t in trees for r in t.rationales)
+    nodes = sum(len(t.nodes) - 1 for t in trees)
+    res = {"n": len(probs), "seconds": round(dt, 1), "tokens": sum(t.tokens for t in trees),
+           "tokens_new": stats.tokens_new, "paths": sum(len(t.rationales) for t in trees), "path_steps": steps,
+           "tree_steps": nodes}
+    store.put_blob("bench:grounded", "bench", res)
+    log("grounded:", json.dumps(res))
+
+
+def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Train the probe PRM on the training problems' labelled steps."""
+    from rationales.train.prm import PRMConfig, load_prm_data
+    from rationales.train.probe import train_probe
+
+    from rationales.data.splits import record_split  # noqa: F401  (the split is by construction here)
+
+    train_ids = {p.id for p in split_problems(args.train, args.test)[0]}
+    results = {}
+    for source in args.sources.split(","):
+        out = Path(args.out) / f"probe-{source}"
+        cfg = PRMConfig(kind="probe", model=args.model, data=args.store, label_source=source,
+                        task=f"reasoning_gym:{TASK}", data_method="cot", output_dir=str(out), lr=1e-2,
+                        l2=args.l2, val_fraction=0.2, probe_hidden=args.hidden, progress=False, n_ctx=2048)
+        data = load_prm_data(cfg)
+        keep = [i for i in range(len(data.rows)) if data.rows[i]["problem_id"] in train_ids]
+        data.train = [i for i in data.train if i in set(keep)]
+        data.val = [i for i in data.val if i in set(keep)]
+        data.provenance["train_problems_only"] = True
+        cache = Path(args.out) / "features.npz"
+        from dataclasses import replace
+
+        from rationales.train.probe import extract_features
+        from rationales.verify.trained_prm import StepStates
+
+        states = StepStates(backend, n_ctx=2048)
+        rows = data.train + data.val
+        t_feat = 0.0
+        for i in range(0, len(rows), 40):  # hidden states in locked batches of 40 rationales
+            part = replace(data, train=rows[i:i + 40], val=[])
+            sub = replace(part, rows=[data.rows[j] for j in part.train], train=list(range(len(part.train))))
+            with model_lock():
+                t0 = time.time()
+                extract_features(cfg, sub, backend, states, cache)
+                t_feat += time.time() - t0
+        states.close()
+        res = train_probe(cfg, data=data, backend=backend, cache_path=cache)
+        res.metrics["feature_seconds_total"] = round(t_feat, 1)
+        results[source] = res.metrics
+        log(f"probe[{source}]: {json.dumps(res.metrics)}")
+    return results
+
+
+def mcnemar(a: list[bool], b: list[bool]) -> dict[str, Any]:
+    """Exact two-sided McNemar test on paired outcomes (binomial on the discordant pairs)."""
+    from math import comb
+
+    n01 = sum(1 for x, y in zip(a, b) if not x and y)
+    n10 = sum(1 for x, y in zip(a, b) if x and not y)
+    n = n01 + n10
+    if n == 0:
+        return {"b_only": n01, "a_only": n10, "p": 1.0}
+    k = min(n01, n10)
+    p = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
+    return {"b_only": n01, "a_only": n10, "p": round(p, 4)}
+
+
+def row(name: str, flags: list[bool], tokens: float) -> dict[str, Any]:
+    from rationales.stats import accuracy
+
+    d = accuracy(flags).as_dict()
+    d.update({"strategy": name, "tokens_per_problem": round(tokens, 1)})
+    return d
+
+
+def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: list[Any],
+               args: argparse.Namespace) -> dict[str, Any]:
+    from rationales.answers import check_answer
+    from rationales.select.best_of_n import best_of_n
+    from rationales.select.vote import majority_vote, weighted_vote
+    from rationales.select.best_of_n import rationale_score
+    from rationales.verify.trained_prm import load_prm
+
+    res: dict[str, Any] = {}
+    prm_path = Path(args.out) / f"probe-{args.sources.split(',')[0]}"
+    with model_lock():
+        prm = load_prm(prm_path, backend=backend)
+    # aggregate chosen on the training pool's held-out problems (never on test)
+    tr_probs, _, tr_samples = load_samples(store, backend, train, args, n=args.train_samples)
+    card = prm.card
+    val_ids = set()
+    from rationales.train.prm import _side
+
+    val_ids = {p.id for p in tr_probs if _side(p.id, 0.2, 0) == "val"}
+    best_how, how_acc = "min", {}
+    val = [p for p in tr_probs if p.id in val_ids]
+    if val:
+        with model_lock():
+            t0 = time.time()
+            rw = prm.score([p for p in val for _ in tr_samples[p.id]], [r for p in val for r in tr_samples[p.id]])
+            clock.add("prm_scoring", time.time() - t0, rationales=len(rw))
+        k = 0
+        per = {}
+        for p in val:
+            n = len(tr_samples[p.id])
+            per[p.id] = rw[k:k + n]
+            k += n
+        for how in ("min", "last", "mean", "product"):
+            how_acc[how] = sum(bool(best_of_n(p, tr_samples[p.id], per[p.id], how).correct) for p in val) / len(val)
+        best_how = max(how_acc, key=lambda h: (how_acc[h], h == "min"))
+    res["aggregate"] = {"chosen": best_how, "val_best_of_8_accuracy": how_acc, "val_problems": len(val)}
+    log("aggregate on training-pool validation problems:", json.dumps(res["aggregate"]))
+
+    probs, greedy_rs, samples = load_samples(store, backend, test, args)
+    log(f"eval on {len(probs)} test problems with all samples")
+    key = f"bench:rewards:{prm.name}"
+    cached = store.get_blob(key) or {}
+    todo = [p for p in probs if any(r.id not in cached for r in samples[p.id])]
+    for i in range(0, len(todo), args.batch):  # scored in locked batches, kept in the store
+        chunk = todo[i:i + args.batch]
+        with model_lock():
+            t0 = time.time()
+            got = prm.score([p for p in chunk for _ in samples[p.id]], [r for p in chunk for r in samples[p.id]])
+            clock.add("prm_scoring", time.time() - t0, rationales=sum(len(samples[p.id]) for p in chunk))
+        for r, rw in zip([r for p in chunk for r in samples[p.id]], got):
+            cached[r.id] = rw
+        store.put_blob(key, "bench", cached)
+    rewards = [cached[r.id] for p in probs for r in samples[p.id]]
+    per, k = {}, 0
+    for p in probs:
+        n = len(samples[p.id])
+        per[p.id] = rewards[k:k + n]
+        k += n
+    greedy_ok = [bool(check_answer(p, greedy_rs[p.id].answer)) for p in probs]
+    vote_ok = [bool(majority_vote(p, samples[p.id]).correct) for p in probs]
+    oracle_ok = [any(bool(r.correct) for r in samples[p.id]) for p in probs]
+    bon_ok = [bool(best_of_n(p, samples[p.id], per[p.id], best_how).correct) for p in probs]
+    score_of = {r.id: rationale_score(rw, best_how) for p in probs for r, rw in zip(samples[p.id], per[p.id])}
+    wv_ok = [bool(weighted_vote(p, samples[p.id], lambda r: score_of[r.id]).correct) for p in probs]
+    tok_g = sum(greedy_rs[p.id].tokens for p in probs) / max(1, len(probs))
+    tok_s = sum(r.tokens for p in probs for r in samples[p.id]) / max(1, len(probs))
+    rows = [row("greedy", greedy_ok, tok_g), row("vote@8", vote_ok, tok_s),
+            row(f"best-of-8 (trained PRM, {best_how})", bon_ok, tok_s),
+            row(f"PRM-weighted vote@8 ({best_how})", wv_ok, tok_s), row("oracle@8", oracle_ok, tok_s)]
+    flags = {"greedy": greedy_ok, "vote@8": vote_ok, "best_of_8": bon_ok, "weighted_vote": wv_ok}
+    if args.step_search:
+        from rationales.generate import GenerationStats
+        from rationales.select.step_search import greedy_step_search
+
+        sub = probs[:args.step_search]
+        got: dict[str, Any] = {}
+        for i in range(0, len(sub), args.batch):
+            chunk = sub[i:i + args.batch]
+            st = GenerationStats()
+            with model_lock():
+                t0 = time.time()
+                sels = greedy_step_search(chunk, backend, store, prm, n=8, max_steps=12, temperature=0.7,
+                                          max_step_tokens=128, finish_tokens=args.max_tokens, seed=0, stats=st)
+                clock.add("step_search", time.time() - t0, tokens_new=st.tokens_new)
+            for p, sel in zip(chunk, sels):
+                got[p.id] = sel
+            log(f"step search {len(got)}/{len(sub)}")
+        ss_ok = [bool(got[p.id].correct) for p in sub]
+        rows.append(row(f"PRM step search n=8 (first {len(sub)})", ss_ok,
+                        sum(got[p.id].tokens for p in sub) / max(1, len(sub))))
+        idx = {p.id: i for i, p in enumerate(probs)}
+        res["step_search_subset"] = {
+            "n": len(sub), "greedy": sum(greedy_ok[idx[p.id]] for p in sub), "vote@8": sum(vote_ok[idx[p.id]] for p in sub),
+            "step_search": sum(ss_ok), "mcnemar_vs_greedy": mcnemar([greedy_ok[idx[p.id]] for p in sub], ss_ok),
+            "mcnemar_vs_vote": mcnemar([vote_ok[idx[p.id]] for p in sub], ss_ok)}
+    res["selection"] = rows
+    res["tests"] = {name: {"vs_greedy": mcnemar(greedy_ok, f), "vs_vote@8": mcnemar(vote_ok, f)}
+                    for name, f in flags.items() if name not in ("greedy",)}
+    g, o = sum(greedy_ok) / max(1, len(probs)), sum(oracle_ok) / max(1, len(probs))
+    best = max(sum(bon_ok), sum(wv_ok)) / max(1, len(probs))
+    res["gap"] = {"greedy": g, "oracle@8": o, "best_trained_prm": best,
+                  "fraction_closed": (best - g) / (o - g) if o > g else None}
+    return res
+
+
+def phase_processbench(backend: Any, store: Any, clock: Clock, train: list[Any], test: list[Any],
+                       args: argparse.Namespace) -> dict[str, Any]:
+    """Step-error detection F1: built items (disjoint from training problems) and the model's own
+    test rationales labelled by MC; trained PRM vs tool checker vs the model as its own PRM."""
+    from rationales.data.labels import mc_search_labels
+    from rationales.verify.processbench import Item, build_from_gsm_symbolic, evaluate_step_detector
+    from rationales.verify.prm import LLMPRM
+    from rationales.verify.trained_prm import load_prm
+
+    out: dict[str, Any] = {}
+    train_q = {p.question for p in train}
+    items = [it for it in build_from_gsm_symbolic(args.pb_items + 20, seed=7) if it.problem not in train_q][:args.pb_items]
+    with model_lock():
+        prm = load_prm(Path(args.out) / f"probe-{args.sources.split(',')[0]}", backend=backend)
+        built = {"trained_prm": evaluate_step_detector(items, prm), "tool": evaluate_step_detector(items, "tool")}
+    if args.llm_prm:
+        with model_lock():
+            t0 = time.time()
+            built["model_as_prm"] = evaluate_step_detector(items[:args.llm_prm], LLMPRM(backend))
+            clock.add("llm_prm", time.time() - t0)
+        built["trained_prm_same_items"] = evaluate_step_detector(items[:args.llm_prm], prm)
+    out["built"] = {k: {kk: v[kk] for kk in ("f1", "error_acc", "correct_acc", "n_error", "n_correct")}
+                    for k, v in built.items()}
+    # the model's own rationales on test problems, first error by MC (labels for evaluation only)
+    probs, _, samples = load_samples(store, backend, test, args)
+    chosen = []
+    for p in probs[:args.own]:
+        wrong = [r for r in samples[p.id] if not r.correct and len(r.steps) >= 2]
+        right = [r for r in samples[p.id] if r.correct]
+        chosen += [(p, r) for r in (wrong[:1] + right[:1])]
+    if chosen:
+        with model_lock():
+            t0 = time.time()
+            st: dict[str, Any] = {}
+            mc_search_labels([p for p, _ in chosen], [r for _, r in chosen], backend, store, n=args.mc_n,
+                             wave=args.mc_wave, max_tokens=args.mc_tokens, stats=st)
+            clock.add("test_mc_labels", time.time() - t0, tokens=st["tokens"])
+        own = []
+        for p, r in chosen:
+            label = next((i for i, s in enumerate(r.steps) if s.verdict("mc") == -1), -1)
+            own.append(Item(problem=p.question, steps=[s.text for s in r.steps], label=label, answer=p.gold))
+        with model_lock():
+            res_own = {"trained_prm": evaluate_step_detector(own, prm), "tool": evaluate_step_detector(own, "tool")}
+            if args.llm_prm:
+                res_own["model_as_prm"] = evaluate_step_detector(own[:args.llm_prm], LLMPRM(backend))
+        out["own"] = {k: {kk: v[kk] for kk in ("f1", "error_acc", "correct_acc", "n_error", "n_correct")}
+                      for k, v in res_own.items()}
+    return out
+
+
+def report(results: dict[str, Any]) -> None:
+    print(json.dumps(results, indent=1, default=str))
+    lab = results.get("labels") or {}
+    if lab.get("steps_labelled"):
+        print(f"MC labels: {lab['steps_labelled']} steps labelled, {lab.get('tokens', 0)} rollout tokens "
+              f"({lab.get('tokens', 0) / lab['steps_labelled']:.1f} per labelled step), "
+              f"{lab['seconds'] / lab['steps_labelled']:.2f} s per labelled step")
+    gr = results.get("grounded") or {}
+    if gr.get("path_steps"):
+        print(f"GroundedPRM trees: {gr['n']} problems, {gr['path_steps']} labelled path steps, {gr['tokens']} tokens "
+              f"({gr['tokens'] / gr['path_steps']:.1f} per labelled step), {gr['seconds'] / gr['path_steps']:.2f} s per step")
+    ev = results.get("eval") or {}
+    for r in ev.get("selection", []):
+        print(f"{r['strategy']:<40} {r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
+              f"{r['correct']}/{r['n']}  {r['tokens_per_problem']:.0f} tokens/problem")
+    gap = ev.get("gap")
+    if gap:
+        f = gap["fraction_closed"]
+        print(f"fraction of the greedy->oracle@8 gap closed by the best trained-PRM strategy: "
+              f"{'n/a' if f is None else f'{f:.3f}'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phase", default="all", help="samples | labels | train | eval | all (comma-separated)")
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--train", type=int, default=48, help="training problems")
+    ap.add_argument("--test", type=int, default=60, help="test problems")
+    ap.add_argument("--samples", type=int, default=8, help="samples per test problem (plus one greedy)")
+    ap.add_argument("--train-samples", type=int, default=4, help="samples per training problem (no greedy)")
+    ap.add_argument("--max-tokens", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=4, help="problems per locked batch")
+    ap.add_argument("--store", default="/tmp/trained_prm/bench.sqlite")
+    ap.add_argument("--out", default="/tmp/trained_prm/out")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-parallel", type=int, default=32)
+    ap.add_argument("--mc-n", type=int, default=4, help="MC rollouts per probed step (at most)")
+    ap.add_argument("--mc-wave", type=int, default=2, help="rollouts per wave; a probe stops at its first success")
+    ap.add_argument("--mc-tokens", type=int, default=320)
+    ap.add_argument("--mc-wrong", type=int, default=1, help="wrong samples per problem searched for their first error")
+    ap.add_argument("--grounded", type=int, default=3, help="training problems to measure GroundedPRM trees on")
+    ap.add_argument("--sources", default="mc", help="label sources to train probes on (the first is evaluated)")
+    ap.add_argument("--hidden", type=int, default=0, help="probe MLP hidden units (0: logistic)")
+    ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--step-search", type=int, default=20, help="test problems for PRM-guided step search (0: skip)")
+    ap.add_argument("--pb-items", type=int, default=60, help="built ProcessBench items")
+    ap.add_argument("--llm-prm", type=int, default=20, help="items for the model-as-its-own-PRM baseline (0: skip)")
+    ap.add_argument("--own", type=int, default=30, help="test problems whose own rationales are MC-labelled")
+    args = ap.parse_args(argv)
+
+    from rationales.backends.base import get_backend
+    from rationales.store import Store
+
+    phases = {p.strip() for p in args.phase.split(",")}
+    if "all" in phases:
+        phases = {"samples", "labels", "grounded", "train", "eval", "processbench"}
+    t_start = time.time()
+    train, test = split_problems(args.train, args.test)
+    with model_lock():
+        backend = get_backend("llamacpp", model=args.model, n_ctx=2048, n_threads=args.threads,
+                              n_parallel=args.n_parallel)
+    with Store(args.store) as store:
+        clock = Clock(store)
+        results = store.get_blob("bench:results") or {}
+        if "samples" in phases:
+            phase_samples(backend, store, clock, train, test, args)
+        if "labels" in phases:
+            results["labels"] = phase_labels(backend, store, clock, train, args)
+        if "grounded" in phases:
+            phase_grounded(backend, store, clock, train, args)
+        if "train" in phases:
+            results["probe"] = phase_train(backend, store, args)
+        if "eval" in phases:
+            results["eval"] = phase_eval(backend, store, clock, train, test, args)
+        if "processbench" in phases:
+            results["processbench"] = phase_processbench(backend, store, clock, train, test, args)
+        results["grounded"] = store.get_blob("bench:grounded")
+        results["clock"] = clock.data
+        store.put_blob("bench:results", "bench", results)
+        report(results)
+    log(f"done in {time.time() - t_start:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
