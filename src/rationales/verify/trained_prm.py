@@ -110,8 +110,8 @@ def read_card(path: str | Path) -> dict[str, Any]:
     info = card.get("prm") if isinstance(card, dict) else None
     kind = info.get("kind") if isinstance(info, dict) else None
     if not isinstance(card, dict) or card.get("method") != "prm" or kind not in PRM_KINDS:
-        method = card.get("method", "?") if isinstance(card, dict) else "?"
-        raise TrainedPRMError(f"{p} holds a model trained by `rationales train {" ".join(str(method).split())[:40]}`, not a PRM "
+        method = " ".join(str(card.get("method", "?") if isinstance(card, dict) else "?").split())[:40]
+        raise TrainedPRMError(f"{p} holds a model trained by `rationales train {method}`, not a PRM "
                               f"(its card names no PRM kind of {', '.join(PRM_KINDS)}).")
     return card
 
