@@ -164,3 +164,39 @@ def test_bad_options_are_one_line_errors():
         RayBackend(inner="openai", executor="http")
     with pytest.raises(RationalesError, match="backend"):
         RayBackend(inner="no-such-backend")
+
+
+# ---------------------------------------------------------------- a real llama_cpp.server
+
+from test_backend_openai import server  # noqa: E402,F401 - the real-server fixture, started once
+
+
+@pytest.mark.server
+@pytest.mark.model
+def test_openai_backend_on_ray_actors_against_a_real_server(server, tmp_path):  # noqa: F811
+    backend = RayBackend(inner="openai", inner_options={"base_url": server, "max_retries": 1}, actors=1,
+                         num_cpus=0.5)
+    assert backend.model.endswith(".gguf")  # asked of the server by the service actor
+    specs = cot_specs(problems(2, "srv "), n=2, max_tokens=12)
+    stats = GenerationStats()
+    rows = generate(specs, backend, Store(tmp_path / "srv.sqlite"), stats=stats)
+    assert stats.new == 4 and all(r.text for rs in rows for r in rs)
+    assert len({r.sampling.seed for rs in rows for r in rs}) == 4
+    # logprobs go to the service actor
+    [score] = backend.logprobs("1, 2, 3,", [" 4"])
+    assert score.tokens >= 1 and score.logprob < 0
+    backend.close()
+
+
+@pytest.mark.server
+@pytest.mark.model
+def test_ray_data_llm_http_processor_against_a_real_server(server, tmp_path):  # noqa: F811
+    backend = RayBackend(inner="openai", inner_options={"model": "smollm2"}, executor="http", url=server,
+                         actors=1, batch_size=2, max_retries=1)
+    specs = cot_specs(problems(2, "http "), n=2, max_tokens=12)
+    stats = GenerationStats()
+    rows = generate(specs, backend, Store(tmp_path / "http.sqlite"), stats=stats)
+    assert stats.new == 4
+    assert all(r.text and r.tokens <= 12 for rs in rows for r in rs)
+    with pytest.raises(BackendError, match="generation only"):
+        backend.logprobs("x", ["y"])
