@@ -125,6 +125,19 @@ def test_filters_select_exactly_the_matching_rationales(built):
         assert bad.status_code == 400 and "prm_min=&#39;abc&#39; is not a number" in bad.text
 
 
+def test_next_and_previous_follow_the_filtered_list_and_survive_labelling(built):
+    ids = built["rationales"]
+    with client(built["path"]) as c:
+        page = c.get(f"/rationale/{ids[2]}", params={"correct": "no"}).text
+        assert f'href="/rationale/{ids[1]}?correct=no" id="prev"' in page
+        assert f'href="/rationale/{ids[4]}?correct=no" id="next"' in page and "2 / 4 in this list" in page
+        label(c, csrf_of(c), ids[1], op="all_correct")  # rewriting a record must not reorder the list
+        page = c.get(f"/rationale/{ids[2]}", params={"correct": "no"}).text
+        assert f'href="/rationale/{ids[1]}?correct=no" id="prev"' in page and "2 / 4 in this list" in page
+        outside = c.get(f"/rationale/{ids[0]}", params={"correct": "no"}).text
+        assert "not in the current filter (4 match)" in outside and f'href="/rationale/{ids[1]}?correct=no"' in outside
+
+
 def test_filters_parse_and_roundtrip():
     f = Filters.from_params({"correct": "no", "prm_min": "0", "disagree": "on", "q": " x ", "page": "2"})
     assert (f.correct, f.prm_min, f.disagree, f.q, f.page) == ("no", 0.0, True, "x", 2)

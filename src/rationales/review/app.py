@@ -10,6 +10,7 @@ own ``static/review.js`` (keyboard labelling). Reads and writes go through
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from ..answers import normalize
 from ..errors import RationalesError
 from ..records import Rationale
 from ..store import Store
@@ -128,7 +130,8 @@ def create_app(cfg: ReviewConfig) -> Any:
     def home(request: Request) -> Response:
         st = stores.get()
         kinds = dict(st.conn.execute("SELECT kind, COUNT(*) FROM checks GROUP BY kind ORDER BY kind").fetchall())
-        sources = set(Q.facets(st)["source"])
+        facets = Q.facets(st)
+        sources = set(facets["source"])
         runs = []
         for run in reversed(st.runs()[-50:]):
             conf, summ = run["config"] or {}, run["summary"] or {}
@@ -138,7 +141,7 @@ def create_app(cfg: ReviewConfig) -> Any:
                          "accuracy": (summ.get("strategies") or {}).get("greedy", {}).get("accuracy")})
         return html(request, "home.html", title="review", counts={t: st.count(t) for t in ("problems", "rationales")},
                     kinds=kinds, progress=Q.progress(st, cfg.user), agreement=Q.agreement(st),
-                    runs=runs, trees=Q.tree_keys(st)[:100], facets=Q.facets(st))
+                    runs=runs, trees=Q.tree_keys(st)[:100], facets=facets)
 
     def rationales_page(request: Request) -> Response:
         try:
@@ -178,9 +181,10 @@ def create_app(cfg: ReviewConfig) -> Any:
             answered = [r for r in group if r.answer is not None]
             if len(group) < 2 or not answered:
                 continue
-            tally = Counter(r.answer for r in answered)
+            key = {r.id: normalize(r.answer) or r.answer for r in answered}  # "15", "15.0", "$15" vote together
+            tally = Counter(key[r.id] for r in answered)
             top, count = tally.most_common(1)[0]
-            right = next((r.correct for r in answered if r.answer == top), None)
+            right = next((r.correct for r in answered if key[r.id] == top), None)
             votes.append({"method": method, "answer": top, "share": count / len(answered), "correct": right,
                           "tally": tally.most_common(8), "n": len(group)})
         cards = [{"r": r, "steps": R.step_views(r, cfg.user)} for r in rs]
@@ -207,7 +211,7 @@ def create_app(cfg: ReviewConfig) -> Any:
         return html(request, "rationale.html", title=f"rationale {r.id}", r=r, problem=problem, parent=parent,
                     patches=patches, steps=R.step_views(r, cfg.user), spans=R.spans_html(r), state=state,
                     pos=pos, total=total, prev_url=link(prev_id), next_url=link(next_id), params=params,
-                    progress=Q.progress(st, cfg.user), agree=R.agreement_summary(r, cfg.user),
+                    progress=Q.progress(st, cfg.user, totals=False), agree=R.agreement_summary(r, cfg.user),
                     feedback=Q.feedback_of(st, r.id), trees=Q.trees_of(st, r.id),
                     can_patch=cfg.backend_factory is not None, backend_label=cfg.backend_label,
                     after_modes=L.AFTER_MODES)
@@ -271,7 +275,7 @@ def create_app(cfg: ReviewConfig) -> Any:
             return {"previous": {str(k): v for k, v in before.items()},
                     "labels": {str(k): v for k, v in after.items()},
                     "agreement": R.agreement_summary(rr, cfg.user) if rr else {},
-                    "progress": Q.progress(st, cfg.user)}
+                    "progress": Q.progress(st, cfg.user, totals=False)}
 
         try:
             return JSONResponse(await run_in_threadpool(work))
@@ -298,10 +302,7 @@ def create_app(cfg: ReviewConfig) -> Any:
             return f"/rationale/{patch_id}"
 
         def _patch(st: Store, rid: str, row: dict[str, Any]) -> str:
-            try:
-                from ..jobs.methods.patch import FeedbackItem, patch_rationales, resolve_items
-            except ImportError:  # before the jobs/ restructure (issue 10) lands
-                from ..methods.patch import FeedbackItem, patch_rationales, resolve_items  # type: ignore[no-redef]
+            from ..jobs.methods.patch import FeedbackItem, patch_rationales, resolve_items
 
             with patch_lock:
                 if "backend" not in backend_box:
@@ -353,7 +354,15 @@ def create_app(cfg: ReviewConfig) -> Any:
         Route("/export/human_labels.jsonl", export_human), Route("/export/feedback.jsonl", export_feedback),
         Mount("/static", app=StaticFiles(directory=str(TEMPLATES / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # a bug of ours: one line, no traceback in the page; stored work is untouched
+        return Response(f"internal error {type(exc).__name__}: {exc}. Stored labels and feedback are kept; "
+                        "rerun with RATIONALES_DEBUG=1 for the traceback and report it.", status_code=500,
+                        media_type="text/plain")
+
+    debug = bool(os.environ.get("RATIONALES_DEBUG"))
+    app = Starlette(routes=routes, lifespan=lifespan, debug=debug,
+                    exception_handlers={} if debug else {Exception: internal_error},
                     middleware=[Middleware(SecurityMiddleware, token=cfg.token, allowed_hosts=cfg.allowed_hosts)])
     app.state.close = shutdown
     return app

@@ -70,7 +70,11 @@ def apply_labels(store: Store, rid: str, user: str, changes: Mapping[int, int | 
         row = c.execute("SELECT json FROM rationales WHERE id=?", (rid,)).fetchone()
         if row is None:
             raise LabelError(f"No rationale with id {rid!r} in store {store.path}.")
-        r = Rationale.model_validate_json(row[0])
+        try:
+            r = Rationale.model_validate_json(row[0])
+        except ValueError as e:  # pydantic's ValidationError is a ValueError
+            raise LabelError(f"Rationale {rid} is stored in a form that does not parse ({e.__class__.__name__}); "
+                             "it cannot be labelled.") from None
         by_index = {s.index: s for s in r.steps}
         missing = [i for i in changes if i not in by_index]
         if missing:

@@ -252,19 +252,23 @@ def human_labels(store: Store, rid: str, user: str) -> dict[int, int]:
     return {int(i): int(v) for i, v in rows if v is not None}
 
 
-def progress(store: Store, user: str) -> dict[str, int]:
-    """How much this user has labelled: steps, rationales fully and partly labelled."""
+def progress(store: Store, user: str, *, totals: bool = True) -> dict[str, int]:
+    """How much this user has labelled: steps, rationales fully and partly labelled; with
+    ``totals`` also the store's step and rationale counts (reads every record's step count)."""
     c = store.conn
     steps = c.execute("SELECT COUNT(*) FROM checks WHERE kind='human' AND by=?", (user,)).fetchone()[0]
-    total_steps = c.execute("SELECT COALESCE(SUM(json_array_length(json, '$.steps')), 0) FROM rationales").fetchone()[0]
     per = c.execute(
         "SELECT r.id, COALESCE(json_array_length(r.json, '$.steps'), 0), "
         "(SELECT COUNT(DISTINCT h.step_index) FROM checks h WHERE h.rationale_id=r.id AND h.kind='human' AND h.by=?) "
         "FROM rationales r WHERE r.id IN (SELECT rationale_id FROM checks WHERE kind='human' AND by=?)",
         (user, user)).fetchall()
     full = sum(1 for _, n, h in per if n and h >= n)
-    return {"steps": steps, "total_steps": total_steps, "rationales_full": full,
-            "rationales_partial": len(per) - full, "rationales": store.count("rationales")}
+    out = {"steps": steps, "rationales_full": full, "rationales_partial": len(per) - full}
+    if totals:
+        out["total_steps"] = c.execute(
+            "SELECT COALESCE(SUM(json_array_length(json, '$.steps')), 0) FROM rationales").fetchone()[0]
+        out["rationales"] = store.count("rationales")
+    return out
 
 
 def _sign(v: int | None) -> int | None:

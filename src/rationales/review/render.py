@@ -142,6 +142,9 @@ def check_chip(c: Check) -> Chip:
     elif c.kind == "human":
         at = c.detail.get("at")
         detail = f"by {c.by}" + (f" at {_time(at)}" if isinstance(at, (int, float)) else "")
+    elif c.kind == "judge" and c.detail.get("rationale"):
+        text = str(c.detail["rationale"])
+        detail = text if len(text) <= 200 else text[:199] + "…"
     elif c.detail.get("sources"):
         detail = ", ".join(f"{k}:{sign_text(v) if isinstance(v, int) or v is None else v}"
                            for k, v in dict(c.detail["sources"]).items())
