@@ -58,7 +58,10 @@ def parse_backend_opts(pairs: list[str] | None) -> dict[str, Any]:
     return opts
 
 
-def make_backend(name: str, model: str | None, base_url: str | None = None, **options: Any) -> Backend:
+def make_backend(name: str, model: str | None, base_url: str | None = None, /, **options: Any) -> Backend:
+    for key, flag in (("model", "--model"), ("base_url", "--base-url")):
+        if key in options:
+            raise RationalesError(f"'{key}' is not a backend option (-o {key}=...); give it with {flag}.")
     opts = dict(options)
     if model is not None:
         opts["model"] = model
