@@ -5,19 +5,27 @@ from __future__ import annotations
 import numpy as np
 
 from rationales.backends.base import GenerationRequest
-from rationales.backends.llamacpp import _BLOCK, LlamaCppBackend, _Job, _Prompt
+from rationales.backends.llamacpp.sampler import Sampler
+from rationales.backends.llamacpp.scheduler import Job, Prompt
 
 
-def _sampler(n_vocab: int) -> LlamaCppBackend:
-    b = LlamaCppBackend.__new__(LlamaCppBackend)  # no model: only what _sample uses
-    b.n_vocab, b.ignore_eos = n_vocab, False
-    b._sbuf = np.zeros(-(-n_vocab // _BLOCK) * _BLOCK, dtype=np.float32)
-    return b
+class _Backend:
+    """The sampling step of the backend's loop: the job's request settings and generator."""
+
+    def __init__(self, n_vocab: int):
+        self.sampler = Sampler(n_vocab)
+
+    def _sample(self, row: np.ndarray, job: Job) -> int:
+        return self.sampler.sample(row, job.request.temperature, job.request.top_p, job.rng)
 
 
-def _job(seed: int, temperature: float, top_p: float = 1.0) -> _Job:
+def _sampler(n_vocab: int) -> _Backend:
+    return _Backend(n_vocab)
+
+
+def _job(seed: int, temperature: float, top_p: float = 1.0) -> Job:
     req = GenerationRequest(prompt="x", seeds=[seed], temperature=temperature, top_p=top_p)
-    return _Job(0, 0, seed, _Prompt([1]), req, 10, np.random.default_rng(seed))
+    return Job(0, 0, seed, Prompt([1]), req, 10, np.random.default_rng(seed))
 
 
 def _logits(n: int) -> np.ndarray:
@@ -59,3 +67,13 @@ def test_top_p_keeps_the_smallest_nucleus():
     assert seen == {10, 20}
     job = _job(1, 1.0, top_p=0.4)
     assert {b._sample(row.copy(), job) for _ in range(50)} == {10}
+
+
+def test_banned_tokens_are_never_drawn():
+    n = 3000
+    row = _logits(n)
+    s = Sampler(n, banned=np.array([7, 1500]))
+    rng = np.random.default_rng(0)
+    draws = {s.sample(row.copy(), 1.0, 1.0, rng) for _ in range(300)}
+    assert 7 not in draws and 1500 not in draws and n - 1 in draws
+    assert s.sample(row.copy(), 0.0, 1.0, rng) == n - 1  # greedy takes the best allowed one

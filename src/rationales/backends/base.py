@@ -16,11 +16,17 @@ looked up or the list is shown, never at import time.
 
 from __future__ import annotations
 
+import difflib
+import os
+import types
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from ..errors import BackendError
 from ..registry import Registry
 
 Messages = list[dict[str, str]]
@@ -38,6 +44,10 @@ class GenerationRequest:
     max_tokens: int = 512
     stop: list[str] = field(default_factory=list)
     tag: Any = None  # the caller's key, passed through untouched
+    #: GBNF grammar (root rule ``root``) the output must follow, e.g. ``root ::= "Score: " [1-5]``
+    #: for a verdict: llamacpp constrains sampling with it, openai sends it to the server
+    #: (``-o grammar_mode``), fake checks and records it; the transformers backend refuses it.
+    grammar: str | None = None
 
     @property
     def n(self) -> int:
@@ -48,6 +58,8 @@ class GenerationRequest:
             raise ValueError("GenerationRequest needs exactly one of prompt= or messages=")
         if not self.seeds:
             raise ValueError("GenerationRequest needs at least one seed")
+        if self.grammar is not None and not isinstance(self.grammar, str):
+            raise ValueError("GenerationRequest.grammar must be GBNF text or None")
 
 
 @dataclass
@@ -82,10 +94,83 @@ class ContinuationScore:
 OnSample = Callable[[int, Completion], None]
 
 
+# ---------------------------------------------------------------- options
+
+class BackendOptionError(BackendError):
+    """A backend option (``-o KEY=VALUE``) that the backend does not take, or a bad value."""
+
+
+def _fspath(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+#: A text option that also takes a ``pathlib.Path``.
+PathStr = Annotated[str, BeforeValidator(_fspath)]
+
+
+class BackendOptions(BaseModel):
+    """The options of one backend, as typed fields (``-o KEY=VALUE`` on the CLI, keywords in
+    Python). Subclasses add fields; unknown keys and non-finite numbers are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True,
+                              validate_assignment=True)
+
+
+O = TypeVar("O", bound=BackendOptions)
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a text",
+               "dict": "a JSON object", "list": "a JSON list", "Any": "any value"}
+
+
+def _expected(annotation: Any) -> str:
+    """A field's type in words: ``int | None`` -> 'an integer or null'."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_expected(a) for a in get_args(annotation)))
+    if origin is Literal:
+        return "one of " + ", ".join(str(v) for v in get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    name = getattr(origin or annotation, "__name__", str(annotation))
+    return _TYPE_WORDS.get(name, name)
+
+
+def parse_options(options_cls: type[O], backend: str, raw: Mapping[str, Any]) -> O:
+    """Validate ``raw`` against a backend's options; a one-line :class:`BackendOptionError` if
+    a key is unknown (listing the valid ones) or a value has the wrong type or range."""
+    valid = sorted(options_cls.model_fields)
+    unknown = [k for k in raw if k not in options_cls.model_fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), valid, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise BackendOptionError(f"The {backend} backend has no option '{key}'.{hint} "
+                                 f"Valid options: {', '.join(valid)}.")
+    try:
+        return options_cls(**raw)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        key = str(err["loc"][0]) if err.get("loc") else "?"
+        field_info = options_cls.model_fields.get(key)
+        expected = f" (expected {_expected(field_info.annotation)})" if field_info is not None else ""
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, str) else value
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        msg = str(err.get("msg", "invalid value")).rstrip(".")
+        more = len(e.errors()) - 1
+        extra = f" ({more} more invalid option{'s' if more > 1 else ''})" if more > 0 else ""
+        raise BackendOptionError(f"Backend option {key}={shown} is invalid for the {backend} backend: "
+                                 f"{msg}{expected}.{extra}") from None
+
+
 class Backend(ABC):
     """Base class of every backend. Subclasses set ``name`` and ``model``."""
 
     name: ClassVar[str] = "base"
+    #: The backend's options (typed fields, ``extra="forbid"``); ``self.options`` holds the parsed ones.
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
     model: str = ""
     #: True when the model expects chat messages (instruction models with a chat template).
     chat: bool = True
@@ -98,6 +183,15 @@ class Backend(ABC):
     @abstractmethod
     def logprobs(self, prompt: str | Messages, continuations: Sequence[str]) -> list[ContinuationScore]:
         ...
+
+    @classmethod
+    def parse_options(cls, **raw: Any) -> Any:
+        """``raw`` checked against ``cls.Options``; one-line BackendOptionError when it does not fit."""
+        return parse_options(cls.Options, cls.name, raw)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return sorted(cls.Options.model_fields)
 
     def render(self, messages: Messages, add_generation_prompt: bool = True) -> str:
         """Chat messages -> the prompt text the model sees. Default: ChatML."""

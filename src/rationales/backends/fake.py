@@ -12,7 +12,10 @@ Outputs come, in order of precedence, from:
 pseudo-random value from a hash, spread over tokens = whitespace words). Every call is counted
 in ``calls`` / ``samples_generated`` so tests can assert that caching really avoided work.
 
-From the CLI: ``--backend fake --model script.json`` where the file holds the dict form.
+From the CLI: ``--backend fake --model script.json`` where the file holds the dict form (or a
+list of outputs); a malformed file is a one-line error that shows the expected format
+(:func:`parse_script`). A request's ``grammar`` is checked with llama.cpp's GBNF parser and
+recorded in ``grammars``; the scripted text is not forced to match it.
 """
 
 from __future__ import annotations
@@ -24,37 +27,142 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from ..errors import BackendError
 from ..records import content_hash
-from .base import Backend, Completion, ContinuationScore, GenerationRequest, GenerationResult, Messages, OnSample
+from .base import (Backend, BackendOptions, Completion, ContinuationScore, GenerationRequest, GenerationResult,
+                   Messages, OnSample)
+from .grammar import check_grammar
 
 Script = Callable[[str, int, int], str] | dict[str, list[str]] | list[str] | None
+
+#: Largest script file read (bytes).
+MAX_SCRIPT_BYTES = 64 * 1024 * 1024
+
+SCRIPT_FORMAT = ('a JSON object mapping a prompt substring to a list of output strings, '
+                 'e.g. {"apples": ["The answer is 5."], "*": ["The answer is 0."]} ("*" is the default), '
+                 'or a JSON list of output strings used in turn')
+
+
+def _script_error(source: str, problem: str) -> BackendError:
+    return BackendError(f"Fake script {source} {problem}; expected {SCRIPT_FORMAT}.")
+
+
+def _outputs(value: Any, where: str, source: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        raise _script_error(source, f"has {where} = {_short(value)}, not a non-empty list of strings")
+    for k, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _script_error(source, f"has {where}[{k}] = {_short(item)}, not a string")
+    return list(value)
+
+
+def _short(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {"str": "string", "dict": "object", "list": "list"}.get(type(value).__name__, type(value).__name__)
+
+
+def validate_script(script: Any, source: str = "(given in Python)") -> Script:
+    """A script in its checked form (dict of lists / list of strings / callable / None), or a
+    one-line BackendError saying what the expected format is."""
+    if script is None or callable(script):
+        return script
+    if isinstance(script, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in script.items():
+            if not isinstance(key, str):
+                raise _script_error(source, f"has a key {_short(key)} that is not a string")
+            out[key] = _outputs(value, f"[{_short(key)}]", source)
+        return out
+    if isinstance(script, list):
+        if not script:
+            raise _script_error(source, "is an empty list")
+        return _outputs(script, "the list", source)
+    raise _script_error(source, f"is a {type(script).__name__} ({_short(script)})")
+
+
+def parse_script(data: bytes | str, source: str = "(text)") -> Script:
+    """A fake script from a file's bytes: UTF-8 JSON in the format :data:`SCRIPT_FORMAT`.
+    Every malformed input (not UTF-8, not JSON, too deep, wrong types) is one BackendError."""
+    if isinstance(data, bytes):
+        if len(data) > MAX_SCRIPT_BYTES:
+            raise _script_error(source, f"is {len(data)} bytes (at most {MAX_SCRIPT_BYTES})")
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise _script_error(source, f"is not UTF-8 text (byte {e.start})") from None
+    try:
+        script = json.loads(data)
+    except json.JSONDecodeError as e:
+        raise _script_error(source, f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise _script_error(source, "is nested too deeply to read") from None
+    if isinstance(script, (dict, list)):
+        return validate_script(script, source)
+    raise _script_error(source, f"holds a JSON {_json_type(script)} ({_short(script)})")
+
+
+class FakeOptions(BackendOptions):
+    """Options of the fake backend."""
+
+    script: Any = Field(None, description="outputs: dict prompt-substring -> list, list, or callable(prompt, seed, index)")
+    model: str | None = Field(None, description="a JSON script file (CLI: --model script.json), else a label")
+    logprob_fn: Any = Field(None, description="callable(prompt, continuation) -> float (Python only)")
+    chat: bool = True
+    fail_after: int | None = Field(None, ge=0, description="raise BackendError after this many samples")
+    delay: float = Field(0.0, ge=0.0, le=3600.0, description="seconds to sleep per sample")
 
 
 class FakeBackend(Backend):
     name = "fake"
+    Options = FakeOptions
 
-    def __init__(self, script: Script = None, model: str | None = None,
-                 logprob_fn: Callable[[str, str], float] | None = None, chat: bool = True,
-                 fail_after: int | None = None, delay: float = 0.0, **_: Any):
-        if model and script is None and Path(model).is_file():
+    def __init__(self, **options: Any):
+        o: FakeOptions = self.parse_options(**options)
+        self.options = o
+        script, model = o.script, o.model
+        if o.logprob_fn is not None and not callable(o.logprob_fn):
+            raise BackendError("The fake backend's logprob_fn must be a callable (prompt, continuation) -> float.")
+        if model and script is None and (Path(model).is_file() or model.endswith(".json")):
+            path = Path(model)
             try:
-                script = json.loads(Path(model).read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise BackendError(f"Fake script {model} is not valid JSON ({e}); "
-                                   "write a JSON object mapping prompt substrings to lists of outputs.") from e
+                data = path.read_bytes()
+            except OSError as e:
+                raise BackendError(f"Cannot read the fake script {model} ({e.strerror or e}); "
+                                   f"give a file holding {SCRIPT_FORMAT}.") from None
+            script = parse_script(data, model)
+        else:
+            script = validate_script(script)
         self.script = script
         self.model = model or "fake"
-        self.chat = chat
-        self.logprob_fn = logprob_fn
-        self.fail_after = fail_after
-        self.delay = float(delay)
+        self.chat = o.chat
+        self.logprob_fn = o.logprob_fn
+        self.fail_after = o.fail_after
+        self.delay = float(o.delay)
         self._queue: deque[str] = deque()
         self._turn = 0
         self.calls = 0
         self.samples_generated = 0
         self.logprob_calls = 0
         self.prompts: list[str] = []
+        #: the grammar of every request generated, in order (None where a request had none)
+        self.grammars: list[str | None] = []
 
     def queue(self, *texts: str) -> None:
         self._queue.extend(texts)
@@ -83,7 +191,10 @@ class FakeBackend(Backend):
         results = []
         for r_i, req in enumerate(requests):
             prompt = self.prompt_text(req)
+            if req.grammar is not None:
+                check_grammar(req.grammar)
             self.prompts.append(prompt)
+            self.grammars.append(req.grammar)
             completions = []
             for i, seed in enumerate(req.seeds):
                 if self.fail_after is not None and self.samples_generated >= self.fail_after:

@@ -15,9 +15,19 @@ Behaviour worth knowing (see ``/work/shared/ENVIRONMENT.md``):
   sent; a server's own defaults apply to the rest (llama-cpp-python's server adds top_k=40,
   min_p=0.05, repeat_penalty=1.1): override them with ``extra_body={...}``, merged into every
   generation request.
-* Connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff; any other
-  4xx is reported at once with the server's own message. Either way the caller gets a one-line
-  :class:`~rationales.errors.BackendError`.
+* Connection errors, timeouts (``timeout`` seconds per request: a hung server), bodies cut off
+  mid-transfer, bodies that are not the JSON expected, HTTP 408, 429 and 5xx are retried, at
+  most ``max_retries`` times, after ``backoff * 2**k`` seconds or the server's ``Retry-After``
+  (seconds or an HTTP date), each wait capped at ``max_backoff``; any other 4xx is reported at
+  once with the server's own message. Either way the caller gets a one-line
+  :class:`~rationales.errors.BackendError` naming the server's URL, and every sample that had
+  finished before the failure (including those still in flight, which are awaited; queued ones
+  are cancelled) has already gone to ``on_sample``.
+* ``request.grammar`` (GBNF) goes to the server as ``-o grammar_mode`` says: ``llamacpp``
+  (``"grammar"`` in the body: llama.cpp's server and llama-cpp-python's), ``vllm``
+  (``"structured_outputs": {"grammar": ...}``, vLLM >= 0.10), ``vllm-guided`` (``"guided_grammar"``,
+  older vLLM), ``none`` (refused: the server cannot constrain output), or ``auto`` (default: vLLM
+  when ``/models`` says ``owned_by: vllm``, else llama.cpp's field).
 * ``logprobs`` scores a continuation with the completions endpoint and ``echo=True``: the
   server returns the log-probability of every prompt token, and the continuation's tokens are
   found by their ``text_offset`` (counted from the end of the text, see
@@ -31,17 +41,22 @@ Behaviour worth knowing (see ``/work/shared/ENVIRONMENT.md``):
 
 from __future__ import annotations
 
+import email.utils
 import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_EXCEPTION, CancelledError, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from ..errors import BackendError
-from .base import Backend, Completion, ContinuationScore, GenerationRequest, GenerationResult, Messages, OnSample
+from .base import (Backend, BackendOptions, Completion, ContinuationScore, GenerationRequest, GenerationResult,
+                   Messages, OnSample)
+from .grammar import check_grammar
 
 #: At most this many stop strings go to the server (OpenAI's limit); the rest are trimmed here.
 MAX_SERVER_STOPS = 4
@@ -55,6 +70,42 @@ _CLIENT_ERROR_HINTS = {
     403: " -- set OPENAI_API_KEY or pass --backend-opt api_key=KEY.",
     404: " -- check --base-url (usually ending in /v1) and --model.",
 }
+
+
+#: Status codes worth another try: the server is busy, restarting or timed out.
+RETRY_STATUS = frozenset({408, 425, 429})
+
+GrammarMode = Literal["auto", "llamacpp", "vllm", "vllm-guided", "none"]
+
+
+class _Retry(Exception):
+    """A failed attempt worth retrying; ``wait_hint`` is the server's Retry-After (seconds)."""
+
+    def __init__(self, reason: str, wait_hint: float = 0.0):
+        super().__init__(reason)
+        self.reason, self.wait_hint = reason, wait_hint
+
+
+def retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); 0 when absent or bad."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return 0.0
+        if when is None:
+            return 0.0
+        if when.tzinfo is None:
+            import datetime as _dt
+
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        seconds = when.timestamp() - time.time()
+    return seconds if seconds == seconds and 0 < seconds < float("inf") else 0.0
 
 
 def _one_line(text: Any, limit: int = 300) -> str:
@@ -115,40 +166,65 @@ def normalize_base_url(url: str) -> str:
     return url
 
 
+class OpenAIOptions(BackendOptions):
+    """Options of the openai backend (``-o KEY=VALUE``)."""
+
+    model: str | None = Field("default", description="model name; 'default' = the first the server lists")
+    base_url: str | None = Field(None, description="server URL (default $OPENAI_BASE_URL); /v1 added if no path")
+    api_key: str | None = Field(None, description="bearer token (default $OPENAI_API_KEY)")
+    timeout: float = Field(120.0, gt=0, le=86_400, description="seconds per request before it counts as hung")
+    max_retries: int = Field(3, ge=0, le=20, description="retries of a failed request")
+    backoff: float = Field(0.5, ge=0, le=600, description="first retry wait in seconds, doubled each retry")
+    max_backoff: float = Field(30.0, ge=0, le=3600, description="cap on any one wait, Retry-After included")
+    chat: bool = Field(True, description="send chat messages to /chat/completions")
+    concurrency: int = Field(4, ge=1, le=256, description="requests in flight")
+    chat_template: str | None = Field(None, description="Jinja2 template to render chat prompts for scoring")
+    echo_top_k: int = Field(100, ge=5, le=10_000, description="top_logprobs asked for when echo values are shifted")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="JSON merged into every generation request")
+    grammar_mode: GrammarMode = Field("auto", description="how request.grammar is sent: auto, llamacpp, vllm, "
+                                                         "vllm-guided, none")
+
+
 class OpenAIBackend(Backend):
     """Samples and scores through an OpenAI-compatible server; see the module docstring."""
 
     name = "openai"
 
-    def __init__(self, model: str | None = "default", base_url: str | None = None, api_key: str | None = None,
-                 timeout: float = 120.0, max_retries: int = 3, chat: bool = True, concurrency: int = 4,
-                 chat_template: str | None = None, backoff: float = 0.5, echo_top_k: int = 100,
-                 extra_body: dict[str, Any] | None = None, **_: Any):
+    Options = OpenAIOptions
+
+    def __init__(self, **options: Any):
+        """Options: see :class:`OpenAIOptions`."""
         import httpx
 
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        o: OpenAIOptions = self.parse_options(**options)
+        self.options = o
+        base_url = o.base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
             raise BackendError("The openai backend needs a server URL: pass --base-url "
                                "http://127.0.0.1:8000/v1 (or set OPENAI_BASE_URL).")
         self.base_url = normalize_base_url(base_url)
-        self.model = model or "default"
-        self.chat = chat
-        self.timeout = float(timeout)
-        self.max_retries = max(0, int(max_retries))
-        self.backoff = max(0.0, float(backoff))
-        self.concurrency = max(1, int(concurrency))
-        self.chat_template = chat_template
-        self.echo_top_k = max(5, int(echo_top_k))
-        self.extra_body = dict(extra_body or {})
+        self.model = o.model or "default"
+        self.chat = o.chat
+        self.timeout = float(o.timeout)
+        self.max_retries = int(o.max_retries)
+        self.backoff = float(o.backoff)
+        self.max_backoff = float(o.max_backoff)
+        self.concurrency = int(o.concurrency)
+        self.chat_template = o.chat_template
+        self.echo_top_k = int(o.echo_top_k)
+        self.extra_body = dict(o.extra_body)
+        self.grammar_mode: GrammarMode = o.grammar_mode
+        self._owned_by: str | None = None
         self._alignment: dict[str, bool] = {}
         self._template = None
-        key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
+        key = o.api_key or os.environ.get("OPENAI_API_KEY") or "none"
         self._client = httpx.Client(
             base_url=self.base_url + "/", timeout=self.timeout,
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
         self._closed = False
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()  # set when a generate() call gave up: queued retries stop
         if self.model == "default":
             self.model = self._served_model() or "default"
 
@@ -163,54 +239,63 @@ class OpenAIBackend(Backend):
         try:
             response = self._client.get("models", timeout=min(self.timeout, 10.0))
             data = response.json().get("data") if response.status_code == 200 else None
-            ids = [str(m["id"]) for m in data or [] if isinstance(m, dict) and m.get("id")]
+            models = [m for m in data or [] if isinstance(m, dict) and m.get("id")] if isinstance(data, list) else []
         except (httpx.HTTPError, ValueError, AttributeError):
             return None
-        return ids[0] if ids else None
+        if models:
+            self._owned_by = str(models[0].get("owned_by") or "")
+        return str(models[0]["id"]) if models else None
 
     # ------------------------------------------------------------ HTTP
 
-    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST with retries on connection errors, timeouts, 429 and 5xx; BackendError otherwise."""
-        import httpx
+    def _post(self, path: str, payload: dict[str, Any], check: Any = None) -> dict[str, Any]:
+        """POST with bounded retries (see the module docstring); BackendError naming the URL otherwise.
 
+        ``check(body)`` may raise :class:`_Retry` for a JSON answer of the wrong shape."""
         url = f"{self.base_url}/{path}"
         last = "no attempt made"
         wait_hint = 0.0
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(max(self.backoff * 2 ** (attempt - 1), wait_hint))
-            wait_hint = 0.0
+                delay = min(self.max_backoff, max(self.backoff * 2 ** (attempt - 1), wait_hint))
+                if self._cancelled.wait(delay):
+                    break
             try:
-                response = self._client.post(path, json=payload)
-            except httpx.TimeoutException:
-                last = f"timed out after {self.timeout:g}s"
-                continue
-            except httpx.TransportError as e:
-                last = f"could not connect ({_one_line(e) or type(e).__name__})"
-                continue
-            code = response.status_code
-            if code == 429 or code >= 500:
-                last = f"HTTP {code}: {_server_message(response)}"
-                try:  # a server that says when to come back is believed, up to a minute
-                    wait_hint = min(60.0, float(response.headers.get("retry-after", 0)))
-                except ValueError:
-                    pass
-                continue
-            if code >= 400:
-                hint = _CLIENT_ERROR_HINTS.get(code, "")
-                raise BackendError(f"{url} rejected the request (HTTP {code}): {_server_message(response)}{hint}")
-            try:
-                body = response.json()
-            except ValueError:
-                raise BackendError(f"{url} answered with something that is not JSON: "
-                                   f"{_one_line(response.text, 120)}") from None
-            if not isinstance(body, dict):
-                raise BackendError(f"{url} answered with unexpected JSON: {_one_line(body, 120)}")
-            return body
-        tries = self.max_retries + 1
+                body = self._attempt(url, path, payload)
+                if check is not None:
+                    check(body)
+                return body
+            except _Retry as r:
+                last, wait_hint = r.reason, r.wait_hint
+        tries = attempt + 1
         raise BackendError(f"No answer from {url} after {tries} {'try' if tries == 1 else 'tries'} "
                            f"({last}). {_START_HINT}")
+
+    def _attempt(self, url: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One POST: the JSON object answered, :class:`_Retry`, or BackendError (not retried)."""
+        import httpx
+
+        try:
+            response = self._client.post(path, json=payload)
+        except httpx.TimeoutException:
+            raise _Retry(f"no answer within the {self.timeout:g}s timeout") from None
+        except httpx.RemoteProtocolError as e:
+            raise _Retry(f"the answer was cut off ({_one_line(e, 120) or type(e).__name__})") from None
+        except httpx.TransportError as e:
+            raise _Retry(f"could not connect ({_one_line(e) or type(e).__name__})") from None
+        code = response.status_code
+        if code in RETRY_STATUS or code >= 500:
+            raise _Retry(f"HTTP {code}: {_server_message(response)}", retry_after(response.headers.get("retry-after")))
+        if code >= 400:
+            hint = _CLIENT_ERROR_HINTS.get(code, "")
+            raise BackendError(f"{url} rejected the request (HTTP {code}): {_server_message(response)}{hint}")
+        try:
+            body = response.json()
+        except (ValueError, UnicodeDecodeError):
+            raise _Retry(f"an answer that is not JSON: {_one_line(response.text, 80)!r}") from None
+        if not isinstance(body, dict):
+            raise _Retry(f"unexpected JSON: {_one_line(body, 80)}")
+        return body
 
     # ------------------------------------------------------------ generation
 
@@ -227,11 +312,51 @@ class OpenAIBackend(Backend):
         stops = [s for s in request.stop if s][:MAX_SERVER_STOPS]
         if stops:
             payload["stop"] = stops
+        if request.grammar is not None:
+            payload.update(self._grammar_fields(request.grammar))
         if request.messages is not None and self.chat:
             payload["messages"] = request.messages
             return "chat/completions", payload
         payload["prompt"] = self.prompt_text(request)
         return "completions", payload
+
+    def _grammar_mode(self) -> str:
+        mode = self.grammar_mode
+        if mode == "auto":
+            if self._owned_by is None:
+                self._served_model()
+            mode = "vllm" if (self._owned_by or "").lower() == "vllm" else "llamacpp"
+        return mode
+
+    def _grammar_fields(self, grammar: str) -> dict[str, Any]:
+        """The body fields that carry a GBNF grammar to this server (see the module docstring)."""
+        check_grammar(grammar)
+        mode = self._grammar_mode()
+        if mode == "llamacpp":
+            return {"grammar": grammar}
+        if mode == "vllm":
+            return {"structured_outputs": {"grammar": grammar}}
+        if mode == "vllm-guided":
+            return {"guided_grammar": grammar}
+        raise BackendError(f"A request asks for grammar-constrained output, but grammar_mode=none says the server "
+                           f"at {self.base_url} cannot constrain it; pass -o grammar_mode=llamacpp or vllm.")
+
+    @staticmethod
+    def _check_choice(path: str) -> Any:
+        """A shape check of a generation answer: its first choice must carry text."""
+        def check(body: dict[str, Any]) -> None:
+            choices = body.get("choices")
+            if choices is None or choices == []:
+                return  # no choice back: counted as a missing sample, not retried
+            choice = choices[0] if isinstance(choices, list) else None
+            if not isinstance(choice, dict):
+                raise _Retry(f"unexpected JSON: choices = {_one_line(choices, 80)}")
+            text = (choice.get("message") or {}).get("content") if path == "chat/completions" else choice.get("text")
+            if path == "chat/completions" and not isinstance(choice.get("message") or {}, dict):
+                raise _Retry(f"unexpected JSON: message = {_one_line(choice.get('message'), 80)}")
+            if text is not None and not isinstance(text, str):
+                raise _Retry(f"unexpected JSON: the text is {_one_line(text, 80)}")
+        return check
 
     def _sample(self, request: GenerationRequest, index: int) -> tuple[Completion | None, int]:
         """One request for sample ``index``; (None, 0) when the server sent no choice back."""
@@ -239,7 +364,7 @@ class OpenAIBackend(Backend):
         if request.max_tokens <= 0:  # servers reject max_tokens=0 (or read it as "unlimited")
             return Completion("", index, seed, 0, "length"), 0
         path, payload = self._payload(request, seed)
-        body = self._post(path, payload)
+        body = self._post(path, payload, check=self._check_choice(path))
         choices = body.get("choices") or []
         if not choices:
             return None, 0
@@ -252,12 +377,13 @@ class OpenAIBackend(Backend):
         cut = [text.index(s) for s in request.stop if s and s in text]
         if cut:  # stops beyond the server's limit, or a server that ignored them
             text, finish = text[: min(cut)], "stop"
-        usage = body.get("usage") or {}
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
         tokens = usage.get("completion_tokens")
-        if not isinstance(tokens, int):
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
             tokens = max(1, len(text.split())) if text else 0
         prompt_tokens = usage.get("prompt_tokens")
-        prompt_tokens = prompt_tokens if isinstance(prompt_tokens, int) else 0
+        prompt_tokens = prompt_tokens if isinstance(prompt_tokens, int) and not isinstance(prompt_tokens, bool) \
+            and prompt_tokens >= 0 else 0
         return (Completion(text=text, index=index, seed=seed, tokens=tokens, finish_reason=finish,
                            prompt_tokens=prompt_tokens), prompt_tokens)
 
@@ -276,14 +402,29 @@ class OpenAIBackend(Backend):
         completions: list[list[Completion]] = [[] for _ in requests]
         prompt_tokens = [0] * len(requests)
         jobs = [(r_i, i) for r_i, req in enumerate(requests) for i in range(req.n)]
+        for req in requests:
+            if req.grammar is not None:
+                self._grammar_fields(req.grammar)  # refuse a bad grammar or mode before any request
+        failure: BaseException | None = None
         if jobs:
+            self._cancelled.clear()
             pool = self._pool(len(jobs))
             try:
                 futures: dict[Future, int] = {
                     pool.submit(self._sample, requests[r_i], i): r_i for r_i, i in jobs}
                 for fut in as_completed(futures):
                     r_i = futures[fut]
-                    comp, p_tokens = fut.result()
+                    try:
+                        comp, p_tokens = fut.result()
+                    except CancelledError:
+                        continue
+                    except BackendError as e:
+                        if failure is None:  # give up: cancel what has not started, keep what finishes
+                            failure = e
+                            self._cancelled.set()
+                            for other in futures:
+                                other.cancel()
+                        continue
                     prompt_tokens[r_i] = max(prompt_tokens[r_i], p_tokens)
                     if comp is None:
                         continue
@@ -291,7 +432,11 @@ class OpenAIBackend(Backend):
                     if on_sample:
                         on_sample(r_i, comp)
             finally:
+                self._cancelled.set()
                 pool.shutdown(wait=True, cancel_futures=True)
+                self._cancelled.clear()
+        if failure is not None:
+            raise failure
         return [GenerationResult(req, sorted(comps, key=lambda c: c.index), prompt_tokens=pt)
                 for req, comps, pt in zip(requests, completions, prompt_tokens)]
 
@@ -322,16 +467,23 @@ class OpenAIBackend(Backend):
             if "rejected the request" in str(e):
                 raise BackendError(f"{e} -- {no_echo}") from None
             raise
-        choices = body.get("choices") or []
-        choice = choices[0] if choices else {}
-        lp = choice.get("logprobs") or {}
-        tokens = [str(t) for t in lp.get("tokens") or []]
-        values = list(lp.get("token_logprobs") or [])
-        offsets = list(lp.get("text_offset") or [])
-        tops = list(lp.get("top_logprobs") or [None] * len(tokens))
+        choices = body.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        lp = choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else {}
+
+        def listed(key: str) -> list[Any]:
+            value = lp.get(key)
+            return list(value) if isinstance(value, list) else []
+
+        tokens = [str(t) for t in listed("tokens")]
+        values, offsets = listed("token_logprobs"), listed("text_offset")
+        tops = listed("top_logprobs") if "top_logprobs" in lp else [None] * len(tokens)
         text = str(choice.get("text") or "")
         if (not tokens or not text.startswith(full)
-                or not len(tokens) == len(values) == len(offsets) == len(tops)):
+                or not len(tokens) == len(values) == len(offsets) == len(tops)
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+                or not all(v is None or isinstance(v, (int, float)) for v in values)
+                or not all(t is None or isinstance(t, dict) for t in tops)):
             raise BackendError(no_echo)
         # Generated tokens start at len(full) (llama-cpp-python does not list them at all).
         n = sum(1 for o in offsets if int(o) < len(full))

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from ..errors import BackendError
-from .base import Backend, Completion, ContinuationScore, GenerationRequest, GenerationResult, Messages, OnSample
+from .base import Backend, BackendOptions, Completion, ContinuationScore, GenerationRequest, GenerationResult, Messages, OnSample
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -63,14 +65,33 @@ class _Row:
     stop: list[str]
 
 
+class TransformersOptions(BackendOptions):
+    """Options of the transformers backend."""
+
+    model: Any = Field(None, description="HF model name, local directory, .gguf file, or a model object")
+    tokenizer: Any = Field(None, description="the tokenizer of a model object, or a tokenizer name/directory")
+    device: str | None = Field(None, description="cpu, cuda, cuda:1, mps (default: cuda when present)")
+    dtype: Any = Field("auto", description="auto, float32, bfloat16, float16 (or a torch.dtype)")
+    batch_size: int = Field(16, ge=1, le=4096, description="rows per generate() call")
+    chat: bool | None = Field(None, description="use the chat template (default: when the tokenizer has one)")
+    model_id: str | None = Field(None, description="the id recorded with samples (default: the model name)")
+    max_batch_tokens: int = Field(8192, ge=1, description="padded tokens per scoring batch")
+
+
 class TransformersBackend(Backend):
     """A ``transformers`` causal LM behind the backend protocol; see the module docstring."""
 
     name = "transformers"
 
-    def __init__(self, model: Any = None, tokenizer: Any = None, device: str | None = None, dtype: str = "auto",
-                 batch_size: int = 16, chat: bool | None = None, model_id: str | None = None,
-                 max_batch_tokens: int = 8192, **_: Any):
+    Options = TransformersOptions
+
+    def __init__(self, **options: Any):
+        """Options: see :class:`TransformersOptions` (``model`` is a name, a directory, a .gguf
+        file, or a loaded model object given with its ``tokenizer``)."""
+        o: TransformersOptions = self.parse_options(**options)
+        self.options = o
+        model, tokenizer, device, dtype = o.model, o.tokenizer, o.device, o.dtype
+        batch_size, chat, model_id, max_batch_tokens = o.batch_size, o.chat, o.model_id, o.max_batch_tokens
         import torch
 
         self._torch = torch
@@ -212,6 +233,9 @@ class TransformersBackend(Backend):
         Rows are grouped by ``max_tokens`` and sorted by prompt length (less padding); each
         batch's samples go to ``on_sample`` (in this thread) as soon as the batch is done.
         """
+        if any(r.grammar is not None for r in requests):
+            raise BackendError("The transformers backend does not support grammar-constrained output; use "
+                               "--backend llamacpp, or an OpenAI-compatible server with -o grammar_mode=...")
         prompt_ids = [self._encode(self.prompt_text(r)) for r in requests]
         rows = [_Row(r_i, i, int(seed), prompt_ids[r_i], float(req.temperature), float(req.top_p),
                      int(req.max_tokens), [s for s in req.stop if s])
