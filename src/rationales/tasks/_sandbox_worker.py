@@ -91,7 +91,8 @@ _BAD_NAMES = frozenset({
     "popen", "spawn", "fork", "remove", "unlink", "rmdir", "mro", "write", "write_text",
     "write_bytes", "chmod", "kill", "load_module", "exec_module", "f_globals", "f_locals", "f_back",
     "f_builtins", "f_code", "gi_frame", "gi_code", "cr_frame", "ag_frame", "tb_frame", "co_code",
-    "func_globals", "func_code", "getframe", "sympify", "parse_expr", "lambdify",
+    "func_globals", "func_code", "getframe", "sympify", "parse_expr", "lambdify", "preview", "plot",
+    "plot3d", "test", "doctest", "init_session", "init_printing", "license", "credits", "copyright",
 })
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
@@ -202,15 +203,29 @@ def _dataset(rg: dict) -> object:
     return _DATASETS[key]
 
 
+_ENTRIES: dict[tuple, dict] = {}
+
+
+def _entry(rg: dict, index: int) -> dict:
+    """Entry ``index`` of a dataset (reasoning-gym generates entries on access, some slowly:
+    they are kept)."""
+    key = (rg["name"], int(rg["size"]), int(rg["seed"]), json.dumps(rg.get("config") or {}, sort_keys=True), index)
+    if key not in _ENTRIES:
+        if len(_ENTRIES) >= 20000:
+            _ENTRIES.pop(next(iter(_ENTRIES)))
+        _ENTRIES[key] = _dataset(rg)[index]  # type: ignore[index]
+    return _ENTRIES[key]
+
+
 def _load_rg(job: dict) -> list:
     """Generate a reasoning-gym dataset here (hash seed 0, so the same everywhere); JSON entries."""
     ds = _dataset(job["rg"])
-    return [json.loads(json.dumps(ds[i], default=str)) for i in range(len(ds))]  # type: ignore[arg-type,index]
+    return [json.loads(json.dumps(_entry(job["rg"], i), default=str)) for i in range(len(ds))]  # type: ignore[arg-type]
 
 
 def _score_rg(job: dict) -> float:
     ds = _dataset(job["rg"])
-    entry = ds[int(job["rg"]["index"])]  # type: ignore[index]
+    entry = _entry(job["rg"], int(job["rg"]["index"]))
     stored = job.get("entry")
     if isinstance(stored, dict) and stored.get("question") != entry.get("question"):
         # generated elsewhere with another hash seed (some generators depend on it): the stored

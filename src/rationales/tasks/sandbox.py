@@ -106,7 +106,7 @@ class _Worker:
                                "can run.") from e
         self.buf = b""
         msg = self._read(time.monotonic() + self.limits.start_timeout_s)
-        if not isinstance(msg, dict) or not msg.get("ready"):
+        if msg is None or not msg.get("ready"):
             self.kill()
             raise SandboxError("The answer-scoring worker did not start (is the environment short of memory "
                                "or processes?); rerun with RATIONALES_DEBUG=1 to see its error output.")
@@ -144,7 +144,7 @@ class _Worker:
         return why
 
     def _read(self, deadline: float) -> dict | None:
-        """The next message, or None on timeout or when the worker ended."""
+        """The next message; None on timeout; ``{"eof": True}`` when the worker ended."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         while b"\n" not in self.buf:
@@ -156,7 +156,7 @@ class _Worker:
                 return None
             chunk = os.read(fd, 1 << 16)
             if not chunk:
-                return None
+                return {"eof": True}
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
         try:
@@ -184,8 +184,8 @@ class _Worker:
         deadline = time.monotonic() + self.limits.prep_wall_s
         while True:
             msg = self._read(deadline)
-            if msg is None or "fatal" in msg:
-                timed_out = self.alive() and msg is None
+            if msg is None or "fatal" in msg or "eof" in msg:
+                timed_out = msg is None
                 why = self.kill()
                 if timed_out:
                     limit = self.limits.wall_s if started else self.limits.prep_wall_s
