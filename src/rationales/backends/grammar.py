@@ -11,7 +11,10 @@ a one-line error naming llama.cpp's reason, never a crash.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 import tempfile
 import threading
 
@@ -56,11 +59,14 @@ def _llama_parse(text: str) -> str | None:
     """llama.cpp's verdict on ``text``: None if it parses, else its last error line."""
     import llama_cpp
 
+    logged = io.StringIO()
     with _lock, tempfile.TemporaryFile(mode="w+b") as err:
         saved = os.dup(2)
-        try:
-            os.dup2(err.fileno(), 2)  # llama.cpp writes its parse errors to stderr
-            ptr = llama_cpp.llama_sampler_init_grammar(None, text.encode("utf-8"), b"root")
+        try:  # the parser writes to stderr itself; the rest goes through llama-cpp-python's log callback
+            sys.stderr.flush()
+            os.dup2(err.fileno(), 2)
+            with contextlib.redirect_stderr(logged):
+                ptr = llama_cpp.llama_sampler_init_grammar(None, text.encode("utf-8"), b"root")
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -68,7 +74,8 @@ def _llama_parse(text: str) -> str | None:
             llama_cpp.llama_sampler_free(ptr)
             return None
         err.seek(0)
-        lines = [ln.strip() for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        output = err.read().decode("utf-8", "replace") + logged.getvalue()
+        lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     reasons = [ln for ln in lines if "error" in ln or "unsupported" in ln or "does not contain" in ln]
     reason = (reasons or lines or ["llama.cpp refused it"])[0]
     return reason.removeprefix("parse: ")[:200]
