@@ -305,3 +305,16 @@ def test_404_is_reported_at_once(flaky):
     with pytest.raises(BackendError, match=r"HTTP 404\): busy \(404\) -- check --base-url"):
         b.generate([GenerationRequest(prompt="x", seeds=[1])])
     assert len(_Flaky.bodies) == 1
+
+
+def test_grammar_constrains_the_real_server(backend):
+    """llama-cpp-python's server takes ``grammar`` in the body (grammar_mode auto -> llamacpp)."""
+    import re
+
+    msgs = [{"role": "user", "content": "Rate the answer 'Paris' to 'capital of France?' from 1 to 5."}]
+    g = 'root ::= "Score: " [1-5]'
+    chat = GenerationRequest(messages=msgs, seeds=[1, 2, 3], temperature=1.0, max_tokens=12, grammar=g)
+    raw = GenerationRequest(prompt="Verdict on 2 + 2 = 5:", seeds=[4], temperature=1.0, max_tokens=12, grammar=g)
+    results = backend.generate([chat, raw])
+    texts = [c.text for r in results for c in r.completions]
+    assert len(texts) == 4 and all(re.fullmatch(r"Score: [1-5]", t) for t in texts), texts
