@@ -237,7 +237,6 @@ def test_xss_payloads_stay_inert(server, context):
     settled(page)
     assert page.evaluate("() => window.__pwned") is None and not watch.dialogs and not watch.errors
     assert xr.steps[1].text in page.inner_text("#feedback ~ .feedback")
-    shot(page, "xss")
     with Store(server["path"]) as s:
         got = s.conn.execute("SELECT verdict FROM checks WHERE kind='human' AND rationale_id=?", (xr.id,)).fetchall()
     assert got == [(1,)]

@@ -82,7 +82,7 @@ def review_cmd(
 
     cfg = ReviewConfig(store=store, user=name, token=token, backend_factory=factory, backend_label=label,
                        patch_max_tokens=max_tokens,
-                       allowed_hosts=None if not _is_loopback(host) else ["127.0.0.1", "localhost", "::1"])
+                       allowed_hosts=None if not _is_loopback(host) else sorted({host, "127.0.0.1", "localhost", "::1"}))
     app = create_app(cfg)
     sock = _bind(host, port)
     shown = f"[{host}]" if ":" in host else host
