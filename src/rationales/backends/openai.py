@@ -325,6 +325,7 @@ class OpenAIBackend(Backend):
         if mode == "auto":
             if self._owned_by is None:
                 self._served_model()
+                self._owned_by = self._owned_by or ""  # asked once: a server without /models is not vLLM
             mode = "vllm" if (self._owned_by or "").lower() == "vllm" else "llamacpp"
         return mode
 
