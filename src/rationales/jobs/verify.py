@@ -89,14 +89,18 @@ def load_rationales(store: Store, method: str | None = None, limit: int | None =
     if limit is not None:
         rationales = rationales[:limit]
     problems: dict[str, Problem] = {}
+    kept = []
     for r in rationales:
         if r.problem_id not in problems:
             p = store.get_problem(r.problem_id)
+            if p is None and ("problems", r.problem_id) in store.skipped:
+                continue  # an unreadable problem row: reported by the store, its rationales skipped
             if p is None:
                 raise RationalesError(f"Rationale {r.id} refers to problem {r.problem_id}, which {store.path} does "
                                       "not hold; the store is incomplete - re-run `rationales run`.")
             problems[r.problem_id] = p
-    return VerifyInput(rationales, problems)
+        kept.append(r)
+    return VerifyInput(kept, problems)
 
 
 def mc_rollouts(rationales: Sequence[Rationale], mc_samples: int) -> int:
