@@ -99,3 +99,91 @@ def test_sigkill_midway_then_resume_regenerates_nothing(tmp_path):
         after = {rid: created for rid, created in s.conn.execute("SELECT id, created FROM rationales")}
     assert len(after) == 25
     assert all(after[rid] == created for rid, created in before.items())  # nothing regenerated
+
+
+def _store_with_run(tmp_path):
+    """A store filled by a real `rationales run` on the fake backend."""
+    from rationales.cli import main
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"*": ["Step 1: 2 + 2 = 4\nThe answer is 4."]}))
+    path = tmp_path / "s.sqlite"
+    assert main(["run", "demo", "--backend", "fake", "--model", str(script), "-n", "2", "-k", "2", "--limit", "3",
+                 "--store", str(path), "--out", str(tmp_path / "out"), "--json"]) == 0
+    return path
+
+
+def test_unreadable_rows_are_reported_and_skipped_by_every_command(tmp_path, capsys):
+    from rationales.cli import main
+
+    path = _store_with_run(tmp_path)
+    capsys.readouterr()
+    with Store(path) as s:
+        ids = [r[0] for r in s.conn.execute("SELECT id FROM rationales ORDER BY rowid")]
+        total = len(ids)
+        s.conn.execute("UPDATE rationales SET json='{garbage' WHERE id=?", (ids[0],))
+        s.conn.execute("UPDATE rationales SET json=? WHERE id=?", (json.dumps({"id": ids[1], "text": 5}), ids[1]))
+        s.conn.execute("UPDATE runs SET config='not json'")
+        pid = s.conn.execute("SELECT id FROM problems LIMIT 1").fetchone()[0]
+        s.conn.execute("UPDATE problems SET json='[]' WHERE id=?", (pid,))
+    with Store(path) as s:
+        assert len(s.rationales()) == total - 2
+        assert {k for k in s.skipped} >= {("rationales", ids[0]), ("rationales", ids[1])}
+        assert len(s.get_rationales(ids)) == total - 2 and s.get_rationale(ids[0]) is None
+    out_file = tmp_path / "x.jsonl"
+    assert main(["export", str(out_file), "--store", str(path)]) == 0
+    _, err = capsys.readouterr()
+    assert f"skipped unreadable store row rationales/{ids[0]}" in err and "Traceback" not in err
+    assert main(["runs", "--store", str(path), "--json"]) == 0
+    assert main(["verify", "--store", str(path), "--checkers", "tool", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "internal error" not in err
+
+
+def test_missing_store_is_an_error_not_a_new_empty_store(tmp_path, capsys):
+    from rationales.cli import main
+
+    typo = tmp_path / "typo.sqlite"
+    for cmd in (["export", str(tmp_path / "o.jsonl")], ["runs"], ["verify", "--checkers", "tool"]):
+        assert main([*cmd, "--store", str(typo)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: No such store:") and err.count("\n") == 1, err
+        assert not typo.exists()
+    with pytest.raises(StoreError, match="No such store"):
+        Store(typo, create=False)
+
+
+def test_a_damaged_page_is_not_reported_as_a_full_disk(tmp_path, capsys):
+    from rationales.cli import main
+
+    path = _store_with_run(tmp_path)
+    capsys.readouterr()
+    with Store(path) as s:
+        s.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = s.conn.execute("PRAGMA page_size").fetchone()[0]
+        root = s.conn.execute("SELECT rootpage FROM sqlite_master WHERE name='rationales'").fetchone()[0]
+    with open(path, "r+b") as f:  # overwrite the rationales table's root page with garbage
+        f.seek((root - 1) * page)
+        f.write(b"\xde\xad\xbe\xef" * (page // 4))
+    code = main(["export", str(tmp_path / "o.jsonl"), "--store", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "damaged" in err and "disk" not in err.lower().replace("disk image", ""), err
+    assert ".recover" in err
+
+
+def test_writes_clean_surrogates_and_refuse_rows_that_would_not_read_back(tmp_path):
+    s = Store(tmp_path / "x.sqlite")
+    p = Problem(id="p", question="a\ud800b", gold="\udfff")
+    s.put_problems([p])
+    assert s.get_problem("p").question == "a\ufffdb" and s.get_problem("p").gold == "\ufffd"
+    r = Rationale(id="r", problem_id="p", prompt_id="x", model="m", text="bad \ud83d text \U0001F600",
+                  steps=[Step(index=0, text="\ud800", span=(0, 1), checks=[Check(kind="tool", detail={"k": "\udc00"})])])
+    s.put_rationale(r)
+    back = s.get_rationale("r")
+    assert back.text == "bad \ufffd text \U0001F600" and back.steps[0].text == "\ufffd"
+    s.put_blob("b", "k", {"t": "\ud800", "ok": "\U0001F600"})
+    assert s.get_blob("b") == {"t": "\ufffd", "ok": "\U0001F600"}
+    inf = Rationale(id="r2", problem_id="p", prompt_id="x", model="m", sampling=Sampling(temperature=float("inf")))
+    with pytest.raises(StoreError, match="would not read back"):
+        s.put_rationale(inf)
+    assert s.get_rationale("r2") is None and len(s.rationales()) == 1

@@ -121,6 +121,10 @@ def _choices(value: Any, source: str, i: int) -> list[str] | None:
 
 def load(path: str | Path, **mapping: Any) -> list[Problem]:
     path = Path(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as e:
+        raise TaskError(f"Cannot use {str(path)[:200]!r} as a task file path ({e.strerror if isinstance(e, OSError) else e}).") from e
+    if not exists:
         raise TaskError(f"No such file: {path}.")
     return rows_to_problems(_rows(path), source=path.name, **mapping)
