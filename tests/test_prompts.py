@@ -38,3 +38,28 @@ def test_unknown_template():
     assert "cot" in template_names()
     with pytest.raises(UnknownNameError, match="Did you mean 'cot'"):
         render("cott", question="x")
+
+
+def test_template_files_that_fail_say_what_to_fix(tmp_path):
+    from rationales.prompts import TemplateError
+
+    cases = {
+        "latin1.j2": ("<|user|>\nCaf\xe9 {{ question }}".encode("latin-1"), "not UTF-8 text"),
+        "runtime.j2": (b"<|user|>\n{{ 1 / 0 }} {{ question }}", "failed while rendering.*ZeroDivisionError"),
+        "typeerr.j2": (b"<|user|>\n{{ question + 1 }}", "failed while rendering"),
+        "escape.j2": (b"{{ ''.__class__.__mro__[1].__subclasses__() }}", "may not do"),
+        "syntax.j2": (b"{% for x in %}", "syntax error on line 1"),
+        "deep.j2": (b"{{ " + b"(" * 5000 + b"1" + b")" * 5000 + b" }}", "nests too deeply|cannot be compiled|syntax"),
+    }
+    for name, (content, match) in cases.items():
+        f = tmp_path / name
+        f.write_bytes(content)
+        with pytest.raises(TemplateError, match=match):
+            render(str(f), question="x")
+    with pytest.raises(TemplateError, match="No such template file"):
+        render(str(tmp_path / "missing.j2"), question="x")
+    with pytest.raises(TemplateError, match="No template given"):
+        render("", question="x")
+    bom = tmp_path / "bom.j2"
+    bom.write_bytes("\ufeff<|user|>\n{{ question }}".encode("utf-8"))
+    assert render(str(bom), question="hi").messages == [{"role": "user", "content": "hi"}]
