@@ -139,6 +139,9 @@ def generate(specs: Sequence[SampleSpec], backend: Backend, store: Store, *,
         if missing:
             todo.append((p_i, missing))
 
+    # a backend spread over many workers wants enough requests per call to keep them all busy
+    chunk_size = max(chunk_size, int(getattr(backend, "min_chunk", 0)))
+
     def run(todo: list[tuple[int, list[int]]]) -> None:
         for c in range(0, len(todo), chunk_size):
             chunk = todo[c:c + chunk_size]

@@ -22,7 +22,14 @@ unchanged, and everything that makes a run worth having stays where it was:
 
 Executors (``executor=``):
 
-* ``actors`` (default): our own actor UDF around any registered backend.
+* ``actors`` (default): a persistent pool of Ray actors, each holding one backend, fed batches
+  of requests (at most two in flight per actor) and streamed back with ``ray.wait``. The actors
+  live as long as the backend, so the many small ``generate`` calls of step search, MCTS and
+  MC rollouts cost one remote call each, not a pipeline start.
+* ``data``: a Ray Data ``map_batches`` over an actor pool of the same UDF, one pipeline per
+  ``generate`` call: for one large bulk call (a whole ``run`` on an autoscaling cluster). Each
+  call starts its actors anew (seconds; ``benchmarks/scale.py`` measures it), which is why it is
+  not the default.
 * ``http``: Ray Data LLM's ``HttpRequestProcessorConfig`` against an OpenAI-compatible server
   (vLLM, llama.cpp server): one HTTP request per sample with its own seed (servers such as
   llama.cpp's ignore ``n``); Ray retries each request ``max_retries`` times with backoff.
@@ -30,7 +37,8 @@ Executors (``executor=``):
   model, ``engine_kwargs`` go to vLLM), with ``should_continue_on_error`` so a failed row is
   recorded as an error instead of killing the job.
 
-``logprobs`` and chat rendering go to one long-lived service actor holding the same backend.
+``logprobs`` and chat rendering go to the pool's actors (the ``data`` executor keeps one actor
+for them); the http and vllm executors serve generation only.
 """
 
 from __future__ import annotations
@@ -64,7 +72,7 @@ class RayOptions(BackendOptions):
     object_store_mb: int = Field(256, ge=64, le=1_000_000)  # a local Ray's object store
     max_restarts: int = Field(4, ge=0, le=100)
     max_task_retries: int = Field(4, ge=0, le=100)
-    executor: Literal["actors", "http", "vllm"] = "actors"
+    executor: Literal["actors", "data", "http", "vllm"] = "actors"
     url: str | None = None  # http executor: the server's /v1 base URL
     headers: dict[str, str] = Field(default_factory=dict)
     qps: float | None = Field(None, gt=0.0, le=1e6)
@@ -134,6 +142,9 @@ class GenerateUDF:
         return rows
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        return self.run(batch)
+
+    def run(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         tags = [int(t) for t in batch["tag"]]
         requests = [pickle.loads(b) for b in batch["request"]]
         try:
@@ -150,11 +161,8 @@ class GenerateUDF:
         return {c: [r[c] for r in rows] for c in cols}
 
 
-class ServiceActor:
-    """A long-lived actor holding the backend for ``logprobs``, rendering and its description."""
-
-    def __init__(self, backend_name: str, backend_options: dict[str, Any]):
-        self.backend = get_backend(backend_name, **backend_options)
+class PoolActor(GenerateUDF):
+    """A long-lived actor of the ``actors`` executor: generation batches, ``logprobs``, rendering."""
 
     def info(self) -> dict[str, Any]:
         return {"model": self.backend.model, "chat": self.backend.chat, "describe": self.backend.describe()}
@@ -176,6 +184,11 @@ class RayBackend(Backend):
     #: several drivers may share one store: ``generate`` claims sample ids before dispatch
     claims_work = True
 
+    @property
+    def min_chunk(self) -> int:
+        """Requests per ``generate`` call that keep every actor busy (two batches in flight each)."""
+        return 2 * self.options.actors * self.options.batch_size
+
     def __init__(self, **raw: Any):
         self.options: RayOptions = self.parse_options(**raw)
         o = self.options
@@ -187,13 +200,17 @@ class RayBackend(Backend):
         if o.executor == "vllm" and not o.model_source:
             raise BackendError("The vllm executor needs model_source= (a Hugging Face model name or path).")
         self.ray = ensure_ray(o.address, num_cpus=o.local_cpus, object_store_mb=o.object_store_mb)
-        self._service = None
+        self._pool: list[Any] = []
+        self._next = 0
         self._render_cache: dict[str, str] = {}
         self.failed: list[str] = []  # errors of the last generate() call, one per failed sample
-        if o.executor == "actors":
-            service = self.ray.remote(num_cpus=0, max_restarts=o.max_restarts)(ServiceActor)
-            self._service = service.remote(o.inner, o.inner_options)
-            info = self._call(self._service.info.remote())
+        if o.executor in ("actors", "data"):
+            # the pool also serves logprobs and rendering for the data executor (one actor there)
+            actor = self.ray.remote(PoolActor).options(
+                num_cpus=o.num_cpus if o.executor == "actors" else 0, num_gpus=o.num_gpus if o.executor == "actors" else 0,
+                max_restarts=o.max_restarts, max_task_retries=o.max_task_retries)
+            self._pool = [actor.remote(o.inner, o.inner_options) for _ in range(o.actors if o.executor == "actors" else 1)]
+            info = self._call(self._pool[0].info.remote())
             self.model, self.chat = info["model"], info["chat"]
             self._describe = info["describe"]
         else:
@@ -216,19 +233,23 @@ class RayBackend(Backend):
         return {**self._describe, "ray": {"executor": o.executor, "actors": o.actors, "address": o.address or "local"}}
 
     # ------------------------------------------------------------ protocol
+    def _actor(self) -> Any:
+        self._next = (self._next + 1) % len(self._pool)
+        return self._pool[self._next]
+
     def render(self, messages: Messages, add_generation_prompt: bool = True) -> str:
-        if self._service is None:
+        if not self._pool:
             return super().render(messages, add_generation_prompt)
         key = json.dumps([messages, add_generation_prompt], sort_keys=True)
         if key not in self._render_cache:
-            self._render_cache[key] = self._call(self._service.render.remote(messages, add_generation_prompt))
+            self._render_cache[key] = self._call(self._actor().render.remote(messages, add_generation_prompt))
         return self._render_cache[key]
 
     def logprobs(self, prompt: str | Messages, continuations: Sequence[str]) -> list[ContinuationScore]:
-        if self._service is None:
+        if not self._pool:
             raise BackendError(f"The {self.options.executor} executor serves generation only; use the actors "
                                "executor (the default) for checks that need log-probabilities.")
-        return self._call(self._service.logprobs.remote(prompt, list(continuations)))
+        return self._call(self._actor().logprobs.remote(prompt, list(continuations)))
 
     def generate(self, requests: Sequence[GenerationRequest],
                  on_sample: OnSample | None = None) -> list[GenerationResult]:
@@ -272,6 +293,8 @@ class RayBackend(Backend):
         import ray.data
 
         if o.executor == "actors":
+            return self._pool_rows(requests)
+        if o.executor == "data":
             items = [{"tag": i, "request": pickle.dumps(r)} for i, r in enumerate(requests)]
             n_blocks = max(1, min(len(items), math.ceil(len(items) / o.batch_size)))
             with warnings.catch_warnings():
@@ -287,6 +310,44 @@ class RayBackend(Backend):
                  for i, r in enumerate(requests) for k, seed in enumerate(r.seeds)]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * o.actors)))
         return self._iter(self._llm_processor()(ds))
+
+    def _pool_rows(self, requests: list[GenerationRequest]) -> Any:
+        """Batches of requests to the persistent actors, at most two in flight per actor, rows
+        yielded as each batch finishes. A batch whose actor died past its restarts becomes error
+        rows for its requests (the rest of the job goes on)."""
+        o = self.options
+        batches = [list(range(i, min(i + o.batch_size, len(requests)))) for i in range(0, len(requests), o.batch_size)]
+        queue = list(reversed(batches))
+        in_flight: dict[Any, tuple[int, list[int]]] = {}  # ref -> (actor index, request indices)
+        load = [0] * len(self._pool)
+
+        def submit() -> None:
+            while queue:
+                a = min(range(len(self._pool)), key=load.__getitem__)
+                if load[a] >= 2:
+                    return
+                idx = queue.pop()
+                batch = {"tag": idx, "request": [pickle.dumps(requests[i]) for i in idx]}
+                in_flight[self._pool[a].run.remote(batch)] = (a, idx)
+                load[a] += 1
+
+        submit()
+        while in_flight:
+            [ref], _ = self.ray.wait(list(in_flight), num_returns=1)
+            a, idx = in_flight.pop(ref)
+            load[a] -= 1
+            submit()
+            try:
+                cols = self.ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - the actor is gone for good: these requests failed
+                msg = f"Ray worker lost ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+                for i in idx:
+                    for k, seed in enumerate(requests[i].seeds):
+                        yield _completion_row(i, None, seed, k, msg)
+                continue
+            keys = list(cols)
+            for values in zip(*(cols[k] for k in keys)):
+                yield dict(zip(keys, values))
 
     def _iter(self, ds: Any) -> Any:
         try:
@@ -369,12 +430,12 @@ class RayBackend(Backend):
         return build_processor(config, preprocess=vpre, postprocess=vpost)  # pragma: no cover
 
     def close(self) -> None:
-        if self._service is not None:
+        for actor in self._pool:
             try:
-                self.ray.kill(self._service)
+                self.ray.kill(actor)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-            self._service = None
+        self._pool = []
 
 
 def wrap_with_ray(backend_name: str, backend_options: dict[str, Any], **ray_options: Any) -> RayBackend:
