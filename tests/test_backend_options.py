@@ -17,8 +17,9 @@ def test_every_builtin_declares_typed_options_and_swallows_nothing(name: str) ->
     cls = BACKENDS.get(name)
     assert cls.Options.model_config.get("extra") == "forbid"
     params = inspect.signature(cls.__init__).parameters
-    # options come in as **options and are validated: nothing is silently dropped
-    assert [p.kind for p in params.values()][1:] == [inspect.Parameter.VAR_KEYWORD]
+    # the model (positional or keyword) and **options, all validated: nothing is silently dropped
+    assert [(p.name, p.kind) for p in params.values()][1:] == [
+        ("model", inspect.Parameter.POSITIONAL_OR_KEYWORD), ("options", inspect.Parameter.VAR_KEYWORD)]
     with pytest.raises(BackendOptionError) as e:
         cls(no_such_option=1)
     msg = str(e.value)

@@ -133,8 +133,8 @@ class FakeBackend(Backend):
     name = "fake"
     Options = FakeOptions
 
-    def __init__(self, **options: Any):
-        o: FakeOptions = self.parse_options(**options)
+    def __init__(self, model: Any = None, **options: Any):
+        o: FakeOptions = self.parse_options(**options, **({} if model is None else {"model": model}))
         self.options = o
         script, model = o.script, o.model
         if o.logprob_fn is not None and not callable(o.logprob_fn):

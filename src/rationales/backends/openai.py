@@ -192,11 +192,11 @@ class OpenAIBackend(Backend):
 
     Options = OpenAIOptions
 
-    def __init__(self, **options: Any):
+    def __init__(self, model: Any = None, **options: Any):
         """Options: see :class:`OpenAIOptions`."""
         import httpx
 
-        o: OpenAIOptions = self.parse_options(**options)
+        o: OpenAIOptions = self.parse_options(**options, **({} if model is None else {"model": model}))
         self.options = o
         base_url = o.base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:

@@ -85,10 +85,10 @@ class TransformersBackend(Backend):
 
     Options = TransformersOptions
 
-    def __init__(self, **options: Any):
+    def __init__(self, model: Any = None, **options: Any):
         """Options: see :class:`TransformersOptions` (``model`` is a name, a directory, a .gguf
         file, or a loaded model object given with its ``tokenizer``)."""
-        o: TransformersOptions = self.parse_options(**options)
+        o: TransformersOptions = self.parse_options(**options, **({} if model is None else {"model": model}))
         self.options = o
         model, tokenizer, device, dtype = o.model, o.tokenizer, o.device, o.dtype
         batch_size, chat, model_id, max_batch_tokens = o.batch_size, o.chat, o.model_id, o.max_batch_tokens

@@ -53,13 +53,13 @@ class LlamaCppBackend(Backend):
     name = "llamacpp"
     Options = LlamaCppOptions
 
-    def __init__(self, **options: Any):
+    def __init__(self, model: Any = None, **options: Any):
         """Options: see :class:`LlamaCppOptions`. ``flash_attn`` is off by default: on our
         2-core CPU machine it made 32 parallel Qwen-0.5B sequences at ~600 tokens of context 30%
         slower, 43 vs 61 tok/s, and single-sequence decoding no faster; try ``-o flash_attn=true``
         on yours. ``score_flash_attn`` is off because llama.cpp's CPU flash attention accumulates
         in f16, which moved SmolLM2 token logprobs by up to 0.2 nats."""
-        o: LlamaCppOptions = self.parse_options(**options)
+        o: LlamaCppOptions = self.parse_options(**options, **({} if model is None else {"model": model}))
         self.options = o
         try:
             import llama_cpp
