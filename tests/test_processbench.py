@@ -53,7 +53,10 @@ def test_load_and_save_jsonl(tmp_path):
 
 @pytest.mark.parametrize("line, message", [
     ('{"problem": "x", "steps": ["a"]}', "needs problem"),
-    ("not json", "not a ProcessBench item"),
+    ("not json", "not valid JSON"),
+    ("42", "not a JSON object"),
+    ("[" * 50000 + "]" * 50000, "nests too deeply"),
+    ('{"problem": "x", "steps": ["a"], "label": "zero"}', "label must be a whole number"),
     ('{"problem": "x", "steps": ["a"], "label": 3}', "label 3"),
     ('{"problem": "x", "steps": "a", "label": -1}', "list of strings"),
 ])

@@ -61,32 +61,42 @@ class Item:
 
 
 def load_processbench(path: str | Path) -> list[Item]:
-    """Items from a JSONL file (fields problem, steps, label; see the module docstring)."""
+    """Items from a JSONL file (fields problem, steps, label; see the module docstring). Every
+    malformed line is a one-line ``TaskError`` naming the line (read by ``tasks/jsonl.py``)."""
+    from ..tasks.jsonl import read_jsonl
+
     p = Path(path)
-    if not p.is_file():
+    try:
+        is_file = p.is_file()
+    except (OSError, ValueError):
+        is_file = False
+    if not is_file:
         raise TaskError(f"ProcessBench file {p} not found; pass a JSONL file with problem, steps and label "
                         "fields, or build one with `rationales processbench --build N`.")
+    shape = "each line needs problem (text), steps (list of strings) and label (-1 or the first wrong step's index)"
     items = []
-    with p.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                steps = row["steps"]
-                label = int(row["label"])
-                problem = row["problem"]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                raise TaskError(f"{p} line {line_no} is not a ProcessBench item ({type(e).__name__}: {e}); each "
-                                "line needs problem (text), steps (list of strings) and label (int).") from e
-            if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-                raise TaskError(f"{p} line {line_no}: steps must be a list of strings.")
-            if not -1 <= label < len(steps):
-                raise TaskError(f"{p} line {line_no}: label {label} is not -1 or a step index below {len(steps)}.")
-            answer = row.get("answer", row.get("gold"))
-            meta = {k: v for k, v in row.items() if k not in ("problem", "steps", "label", "id", "answer", "gold")}
-            items.append(Item(problem=problem, steps=steps, label=label, id=str(row.get("id", "")),
-                              answer=None if answer is None else str(answer), meta=meta))
+    line_no = 0
+    for row in read_jsonl(p, "ProcessBench file"):
+        line_no += 1
+        where = f"{p} item {line_no}"
+        missing = [k for k in ("problem", "steps", "label") if k not in row]
+        if missing:
+            raise TaskError(f"{where} has no {', '.join(missing)}; {shape}.")
+        problem, steps, label = row["problem"], row["steps"], row["label"]
+        if not isinstance(problem, str) or not problem.strip():
+            raise TaskError(f"{where}: problem must be non-empty text; {shape}.")
+        if not isinstance(steps, list) or not all(isinstance(x, str) for x in steps):
+            raise TaskError(f"{where}: steps must be a list of strings.")
+        if isinstance(label, bool) or not isinstance(label, int) and not (isinstance(label, str) and
+                                                                          label.strip().lstrip("-").isdigit()):
+            raise TaskError(f"{where}: label must be a whole number (-1 or a step index), got {str(label)[:40]!r}.")
+        label = int(label) if len(str(label)) < 20 else len(steps)
+        if not -1 <= label < len(steps):
+            raise TaskError(f"{where}: label {label} is not -1 or a step index below {len(steps)}.")
+        answer = row.get("answer", row.get("gold"))
+        meta = {k: v for k, v in row.items() if k not in ("problem", "steps", "label", "id", "answer", "gold")}
+        items.append(Item(problem=problem, steps=steps, label=label, id=str(row.get("id", "")),
+                          answer=None if answer is None else str(answer), meta=meta))
     if not items:
         raise TaskError(f"{p} holds no items.")
     return items
