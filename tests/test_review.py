@@ -148,6 +148,34 @@ def test_filters_parse_and_roundtrip():
             Filters.from_params(bad)
 
 
+FILTER_KEYS = ["source", "model", "correct", "disagree", "unlabelled", "judge_min", "prm_max", "q", "page", "other"]
+
+
+@settings(max_examples=200, deadline=2000)
+@given(st.dictionaries(st.sampled_from(FILTER_KEYS), st.text(max_size=30)))
+def test_filter_parsing_of_any_url_never_crashes_and_round_trips(params):
+    try:
+        f = Filters.from_params(params)
+    except FilterError as e:
+        assert str(e)  # one line saying which parameter and what is expected
+        return
+    assert Filters.from_params(f.params()) == f
+    assert Filters.from_params(params) == f  # deterministic
+
+
+def test_text_search_and_odd_parameters_are_answered_not_crashed(built):
+    with client(built["path"]) as c:
+        for q in ("%", "q_z", "q\\z", "'; DROP TABLE rationales; --", "\x00%", "ü" * 600, "[a-z]*"):
+            res = c.get("/rationales", params={"q": q})
+            assert res.status_code == 200 and "0 rationales match" in res.text, q
+        assert "8 rationales match" in c.get("/rationales", params={"q": "\x00"}).text  # a bare NUL is no filter
+        res = c.get("/rationales", headers={"Cookie": "rv_session=\x7f; bad cookie;;=="})
+        assert res.status_code == 200
+        assert c.get("/problems", params={"page": "x"}).status_code == 400
+    with Store(built["path"]) as s:
+        assert s.count("rationales") == 8
+
+
 # ------------------------------------------------------------------ labels
 
 
@@ -398,6 +426,8 @@ ANSWER_SYSTEM = "You answer a question using only the rationale"
 def patch_script(prompt, seed, index):
     if ANSWER_SYSTEM in prompt:
         return "The answer is " + prompt.split("RESULT=")[-1].split()[0]
+    if "Old rationale:" in prompt and "A pen costs" in prompt:
+        return "1. One pen costs $3.\n2. Four pens cost 4 x 3 = 12 dollars.\n3. RESULT=12 done"
     if "Old rationale:" in prompt:
         return "1. Tom starts with 7 apples.\n2. He buys 8 more: 7 + 8 = 15.\n3. RESULT=15 done"
     return "The answer is 0."

@@ -201,7 +201,7 @@ def test_write_feedback_and_patch(server, context):
     with page.expect_navigation():
         page.click("#apply")
     assert parent not in page.url, page.content()[:300]
-    assert "Patch of" in page.inner_text("#parent") and page.inner_text("#answer") == "15"
+    assert "Patch of" in page.inner_text("#parent") and page.inner_text("#answer") == "12"
     patch_url = page.url
     shot(page, "patch")
     page.click("#parent a")

@@ -55,7 +55,9 @@ class Filters:
             raw = params.get(f.name)
             if raw is None or raw == "":
                 continue
-            raw = str(raw).strip()
+            raw = str(raw).replace("\x00", "").strip()  # SQLite text ends at a NUL: drop it
+            if not raw:
+                continue
             if f.name in cls.FLOATS:
                 try:
                     value = float(raw)
