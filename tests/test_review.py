@@ -366,6 +366,12 @@ def test_maths_becomes_mathml_and_money_stays_text():
     broken = str(math_html(r"\(\frac{1}{\)"))
     assert "<math" not in broken and r"\(\frac{1}{\)" in broken
     assert str(math_html("<b>&</b>")) == "&lt;b&gt;&amp;&lt;/b&gt;"
+    # deep nesting and long formulas: bounded time, text when they cannot be converted
+    for text in ("$$" + "{" * 990 + "x" + "}" * 990 + "$$", "\\(" + "\\sqrt{" * 330 + "x" + "}" * 330 + "\\)",
+                 "\\(" + "x+" * 1500 + "\\)"):
+        t0 = time.time()
+        out = str(math_html(text))
+        assert time.time() - t0 < 2 and ("<math" in out or text[:20] in out)
 
 
 class _Tags(HTMLParser):

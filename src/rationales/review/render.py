@@ -68,10 +68,10 @@ def tex_to_mathml(tex: str, display: bool = False) -> Markup | None:
         from latex2mathml.converter import convert_to_element
 
         el = convert_to_element(tex, display="block" if display else "inline")
-    except Exception:  # noqa: BLE001 - any LaTeX the converter cannot read is shown as text
+        out: list[str] = []
+        _serialise(el, out)
+    except Exception:  # noqa: BLE001 - LaTeX the converter cannot read (or nested too deep) is shown as text
         return None
-    out: list[str] = []
-    _serialise(el, out)
     return Markup("".join(out))
 
 
