@@ -11,8 +11,8 @@ from ...records import Check, Rationale, Step
 from .evaluate import Undefined, Unsupported, as_fraction, real_value
 from .lexer import EQ, NUM, OF, OP, PCT, RP, SEP, UNK, VAR, WORD, Tok, tokenize
 from .parser import Expr, Parser, fmt, num_node
-from .symbolic import (REWRITE_CUES, SETUP_CUES, TRIAL_CUES, Context, Pending, identity_holds, is_bare_symbol,
-                       solution_holds, sym_value)
+from .symbolic import (REWRITE_CUES, SETUP_CUES, TRIAL_CUES, Context, Pending, difference, is_bare_symbol,
+                       reads_as_equation, solution_holds, sym_value)
 
 CHECK_BY = "sympy"
 #: a text longer than this is not read at all (no claims): a step is never this long
@@ -126,8 +126,8 @@ def pieces(toks: list[Tok]) -> list[list[tuple[int, int, Tok | None]]]:
 
 def _span(toks: list[Tok], left: Expr, right: Expr) -> tuple[int, int]:
     """Token range [first, last] of a claim "left REL right" as written (without trailing units)."""
-    end_tok = right.last_num if right.ops == 0 and right.last_num >= 0 else right.end - 1
-    if right.ops > 0:
+    end_tok = right.last_num if right.ops == 0 and right.last_num >= 0 and not right.syms else right.end - 1
+    if right.ops > 0 or right.syms:
         end_tok = right.end - 1
         while end_tok > right.start and toks[end_tok].kind in (WORD, OF, OP):
             end_tok -= 1
@@ -202,6 +202,8 @@ def _symbolic_claims(text: str, toks: list[Tok], left: Expr, right: Expr, relati
     # a definition or a solution: "s = 12", "x = 7 - 3"
     for bare, other in ((left, right), (right, left)):
         if is_bare_symbol(bare) and not other.syms:
+            if bare is left and left.start > 0 and toks[left.start - 1].kind not in (WORD, EQ, SEP):
+                return []  # "\\sum_{k=1}^{5} k = 15": the name is part of something we did not read
             name = bare.node[1]
             try:
                 v = as_fraction(real_value(other.node))
@@ -244,15 +246,15 @@ def _symbolic_claims(text: str, toks: list[Tok], left: Expr, right: Expr, relati
                       (f"{note}; " if note else "") + f"with {subs}", kind="substitution", rhs=rhs.src, tolerance=tol)]
     if relation != "=":
         return []
-    holds = identity_holds(left, right, ctx)
-    if holds is None:
+    d = difference(left, right, ctx)
+    if d is None:
         return []
-    if holds:
+    if d == 0:
         return [Claim(expression, left.src, None, (start, end), None, True, relation, None,
                       "expands to the same polynomial", kind="identity", rhs=right.src, tolerance="exact")]
     unknown = syms - set(ctx.values)
     if REWRITE_CUES.search(text) and left.syms == right.syms and left.ops > 0 and right.ops > 0 \
-            and not TRIAL_CUES.search(clause_text):
+            and not TRIAL_CUES.search(clause_text) and not reads_as_equation(d):
         return [Claim(expression, left.src, None, (start, end), None, False, relation, None,
                       "the two sides differ after expansion", kind="identity", rhs=right.src, tolerance="exact")]
     if len(unknown) == 1:

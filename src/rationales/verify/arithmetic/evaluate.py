@@ -24,9 +24,11 @@ MAX_BITS = 1000
 MAX_FACTORIAL = 300
 MAX_BINOMIAL_N = 5000
 #: largest integer exponent on a symbolic base, and largest total degree of a symbolic expression
-MAX_SYMBOLIC_EXPONENT = 12
+MAX_SYMBOLIC_EXPONENT = 10
 MAX_DEGREE = 24
 MAX_SYMBOLS = 8
+#: terms an expanded symbolic expression may have (estimated before expanding)
+MAX_TERMS = 60
 #: tree nodes evaluated per expression
 MAX_NODES = 400
 #: longest string ``evaluate`` accepts
@@ -63,7 +65,7 @@ def value(node: Node, symbols: dict[str, Any] | None = None) -> Any:
 
     budget = [MAX_NODES]
 
-    def ev(x: Node) -> tuple[Any, int]:  # (value, polynomial degree estimate)
+    def ev(x: Node) -> tuple[Any, int, int]:  # (value, polynomial degree estimate, expanded terms estimate)
         budget[0] -= 1
         if budget[0] < 0:
             raise Unsupported("expression too large")
@@ -72,55 +74,60 @@ def value(node: Node, symbols: dict[str, Any] | None = None) -> Any:
             f: Fraction = x[1]
             if max(f.numerator.bit_length(), f.denominator.bit_length()) > MAX_BITS:
                 raise Unsupported("number too large")
-            return sympy.Rational(f.numerator, f.denominator), 0
+            return sympy.Rational(f.numerator, f.denominator), 0, 1
         if kind == "pi":
-            return sympy.pi, 0
+            return sympy.pi, 0, 1
         if kind == "s":
             if symbols is None or x[1] not in symbols:
                 raise Unsupported(f"unknown quantity {x[1]}")
             v = symbols[x[1]]
-            return v, (1 if isinstance(v, sympy.Symbol) else 0)
+            return v, (1 if isinstance(v, sympy.Symbol) else 0), 1
         if kind == "neg":
-            v, d = ev(x[1])
-            return -v, d
+            v, d, t = ev(x[1])
+            return -v, d, t
         if kind in ("sqrt", "!"):
-            v, d = ev(x[1])
+            v, d, _ = ev(x[1])
             if d:
                 raise Unsupported(f"{kind} of a symbolic expression")
             if kind == "sqrt":
                 if v.is_negative:
                     raise Unsupported("square root of a negative number")
-                return _guard(sympy.sqrt(v)), 0
+                return _guard(sympy.sqrt(v)), 0, 1
             if not (v.is_Integer and 0 <= v <= MAX_FACTORIAL):
                 raise Unsupported("factorial out of range")
-            return sympy.Integer(math.factorial(int(v))), 0
-        a, da = ev(x[1])
-        b, db = ev(x[2])
-        if kind == "+":
-            return _guard(a + b), max(da, db)
-        if kind == "-":
-            return _guard(a - b), max(da, db)
+            return sympy.Integer(math.factorial(int(v))), 0, 1
+        a, da, ta = ev(x[1])
+        b, db, tb = ev(x[2])
+        if kind in ("+", "-"):
+            t = ta + tb if (da or db) else 1
+            if t > MAX_TERMS:
+                raise Unsupported("expression too large")
+            return _guard(a + b if kind == "+" else a - b), max(da, db), t
         if kind == "*":
-            if da + db > MAX_DEGREE:
-                raise Unsupported("degree too large")
-            return _guard(a * b), da + db
+            if da + db > MAX_DEGREE or ta * tb > MAX_TERMS:
+                raise Unsupported("expression too large")
+            return _guard(a * b), da + db, ta * tb
         if kind == "/":
-            if db:
-                if b == 0:
-                    raise Undefined("division by zero")
-                return a / b, da + db
             if b == 0:
                 raise Undefined("division by zero")
-            return _guard(a / b), da
+            if db:
+                if ta * tb > MAX_TERMS:
+                    raise Unsupported("expression too large")
+                return a / b, da + db, ta * tb
+            return _guard(a / b), da, ta
         if kind == "C":
             if da or db:
                 raise Unsupported("binomial of a symbolic expression")
             if not (a.is_Integer and b.is_Integer and 0 <= a <= MAX_BINOMIAL_N):
                 raise Unsupported("binomial out of range")
             k = int(b)
-            return _guard(sympy.Integer(math.comb(int(a), k) if 0 <= k else 0)), 0
+            return _guard(sympy.Integer(math.comb(int(a), k) if 0 <= k else 0)), 0, 1
         if kind == "^":
-            return _power(a, da, b, db)
+            v, d = _power(a, da, b, db)
+            t = math.comb(ta + int(b) - 1, int(b)) if d and ta > 1 else ta
+            if t > MAX_TERMS:
+                raise Unsupported("expression too large")
+            return v, d, t
         raise Unsupported(f"unknown node {kind!r}")
 
     def _power(a: Any, da: int, b: Any, db: int) -> tuple[Any, int]:
@@ -150,7 +157,7 @@ def value(node: Node, symbols: dict[str, Any] | None = None) -> Any:
             raise Unsupported("root of a negative number")
         return _guard(a ** b), 0
 
-    v, _ = ev(node)
+    v, _, _ = ev(node)
     return v
 
 

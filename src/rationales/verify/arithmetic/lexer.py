@@ -263,6 +263,12 @@ def tokenize(text: str) -> list[Tok]:
                     i += 1
                     continue
                 j = m.end()
+                if re.match(r",\d{3}", text[j:j + 4]) and "," not in m.group(0):
+                    bad = _DIGIT_RUN.match(text, i)
+                    end = bad.end() if bad else j
+                    add(UNK, i, end)  # "1200,000": a malformed thousands separator, not read
+                    i = end
+                    continue
                 om = _ORDINAL.match(text, j)
                 if om:  # 1st, 22nd: a word
                     add(WORD, i, om.end())

@@ -347,6 +347,8 @@ class Parser:
             if prev in (OP, VAR, OF, HALF, FUNC, FRAC, BINOM, UNK, CONST) or (
                     prev == WORD and self.is_var(start + s - 1)):
                 return None  # part of a larger expression the grammar cannot read
+            if prev == NUM and not sub.t[s].space_before:
+                return None  # "2\\frac{3}{4}": a mixed number written in LaTeX, not read
             if prev == RP and s >= 1 and not sub.t[s].space_before:
                 return None  # "f(2)3": glued to a bracket we did not read
             if sub.kind(s) == OP and prev:  # leading sign: only at the piece start or glued to a number

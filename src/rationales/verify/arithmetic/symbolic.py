@@ -99,19 +99,31 @@ def _names(node: Node) -> set[str]:
 def identity_holds(left: Expr, right: Expr, ctx: Context) -> bool | None:
     """True when ``left = right`` for every value of the unknowns, False when it does not, None
     when sympy cannot decide within the bounds."""
+    d = difference(left, right, ctx)
+    return None if d is None else bool(d == 0)
+
+
+def difference(left: Expr, right: Expr, ctx: Context) -> Any:
+    """``left - right`` expanded and simplified (a sympy expression), or None."""
     import sympy
 
     try:
         d = sympy.expand(sym_value(left.node, ctx, True) - sym_value(right.node, ctx, True))
     except (Unsupported, Undefined, ValueError, TypeError, ZeroDivisionError, RecursionError, OverflowError):
         return None
-    if d == 0:
-        return True
+    if d == 0 or not any(p.is_Pow and p.exp.is_negative and p.base.free_symbols for p in sympy.preorder_traversal(d)):
+        return d
     try:
-        d = sympy.cancel(sympy.together(d))
+        return sympy.cancel(sympy.together(d))
     except Exception:  # noqa: BLE001 - sympy's own failure on an odd rational expression: no verdict
         return None
-    return bool(d == 0)
+
+
+def reads_as_equation(d: Any) -> bool:
+    """A non-zero difference with both a constant and a variable part (``1680k - 10920``): the
+    relation is an equation to solve ("simplifies to 1680k = 10920"), not a wrong rewrite."""
+    const, rest = d.as_coeff_Add()
+    return const != 0 and rest != 0
 
 
 def solution_holds(p: Pending, name: str, v: Fraction, decimals: int, rel_tol: float) -> tuple[bool, Any] | None:
@@ -150,5 +162,5 @@ def solution_holds(p: Pending, name: str, v: Fraction, decimals: int, rel_tol: f
     return abs(res) <= Fraction(rel_tol) * max(abs(v), Fraction(1)) + Fraction(1, 10**9), r
 
 
-__all__ = ["Context", "Pending", "identity_holds", "solution_holds", "sym_value", "is_bare_symbol",
+__all__ = ["Context", "Pending", "identity_holds", "difference", "reads_as_equation", "solution_holds", "sym_value", "is_bare_symbol",
            "REWRITE_CUES", "TRIAL_CUES", "SETUP_CUES"]
