@@ -45,7 +45,7 @@ import email.utils
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, CancelledError, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -156,6 +156,46 @@ def _alignment_verdict(echo: _Echo) -> bool | None:
     return None
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def parse_completion(body: dict[str, Any], chat: bool, request: GenerationRequest,
+                     index: int) -> tuple[Completion | None, int]:
+    """A generation answer -> (the sample, prompt tokens); (None, 0) when no choice came back.
+
+    Raises :class:`_Retry` (the request is tried again) when the JSON does not have the shape
+    of an OpenAI (chat) completion. Stop strings the server ignored are cut here."""
+    choices = body.get("choices")
+    if choices is None or choices == []:
+        return None, 0
+    choice = choices[0] if isinstance(choices, list) else None
+    if not isinstance(choice, dict):
+        raise _Retry(f"unexpected JSON: choices = {_one_line(choices, 80)}")
+    if chat:
+        message = choice.get("message")
+        if message is not None and not isinstance(message, dict):
+            raise _Retry(f"unexpected JSON: message = {_one_line(message, 80)}")
+        text = (message or {}).get("content")
+    else:
+        text = choice.get("text")
+    if text is not None and not isinstance(text, str):
+        raise _Retry(f"unexpected JSON: the text is {_one_line(text, 80)}")
+    text = text or ""
+    finish = "length" if choice.get("finish_reason") == "length" else "stop"
+    cut = [text.index(s) for s in request.stop if s and s in text]
+    if cut:  # stops beyond the server's limit, or a server that ignored them
+        text, finish = text[: min(cut)], "stop"
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    tokens = _count(usage.get("completion_tokens"))
+    if tokens is None:
+        tokens = max(1, len(text.split())) if text else 0
+    prompt_tokens = _count(usage.get("prompt_tokens")) or 0
+    seed = request.seeds[index]
+    return (Completion(text=text, index=index, seed=seed, tokens=tokens, finish_reason=finish,
+                       prompt_tokens=prompt_tokens), prompt_tokens)
+
+
 def normalize_base_url(url: str) -> str:
     """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
     url = url.strip().rstrip("/")
@@ -248,10 +288,11 @@ class OpenAIBackend(Backend):
 
     # ------------------------------------------------------------ HTTP
 
-    def _post(self, path: str, payload: dict[str, Any], check: Any = None) -> dict[str, Any]:
+    def _post(self, path: str, payload: dict[str, Any], parse: Callable[[dict[str, Any]], Any] | None = None) -> Any:
         """POST with bounded retries (see the module docstring); BackendError naming the URL otherwise.
 
-        ``check(body)`` may raise :class:`_Retry` for a JSON answer of the wrong shape."""
+        Returns the JSON object answered, or ``parse(body)``, which may raise :class:`_Retry` for
+        an answer of the wrong shape."""
         url = f"{self.base_url}/{path}"
         last = "no attempt made"
         wait_hint = 0.0
@@ -262,9 +303,7 @@ class OpenAIBackend(Backend):
                     break
             try:
                 body = self._attempt(url, path, payload)
-                if check is not None:
-                    check(body)
-                return body
+                return body if parse is None else parse(body)
             except _Retry as r:
                 last, wait_hint = r.reason, r.wait_hint
         tries = attempt + 1
@@ -342,51 +381,14 @@ class OpenAIBackend(Backend):
         raise BackendError(f"A request asks for grammar-constrained output, but grammar_mode=none says the server "
                            f"at {self.base_url} cannot constrain it; pass -o grammar_mode=llamacpp or vllm.")
 
-    @staticmethod
-    def _check_choice(path: str) -> Any:
-        """A shape check of a generation answer: its first choice must carry text."""
-        def check(body: dict[str, Any]) -> None:
-            choices = body.get("choices")
-            if choices is None or choices == []:
-                return  # no choice back: counted as a missing sample, not retried
-            choice = choices[0] if isinstance(choices, list) else None
-            if not isinstance(choice, dict):
-                raise _Retry(f"unexpected JSON: choices = {_one_line(choices, 80)}")
-            text = (choice.get("message") or {}).get("content") if path == "chat/completions" else choice.get("text")
-            if path == "chat/completions" and not isinstance(choice.get("message") or {}, dict):
-                raise _Retry(f"unexpected JSON: message = {_one_line(choice.get('message'), 80)}")
-            if text is not None and not isinstance(text, str):
-                raise _Retry(f"unexpected JSON: the text is {_one_line(text, 80)}")
-        return check
-
     def _sample(self, request: GenerationRequest, index: int) -> tuple[Completion | None, int]:
         """One request for sample ``index``; (None, 0) when the server sent no choice back."""
         seed = request.seeds[index]
         if request.max_tokens <= 0:  # servers reject max_tokens=0 (or read it as "unlimited")
             return Completion("", index, seed, 0, "length"), 0
         path, payload = self._payload(request, seed)
-        body = self._post(path, payload, check=self._check_choice(path))
-        choices = body.get("choices") or []
-        if not choices:
-            return None, 0
-        choice = choices[0]
-        if path == "chat/completions":
-            text = (choice.get("message") or {}).get("content") or ""
-        else:
-            text = choice.get("text") or ""
-        finish = "length" if choice.get("finish_reason") == "length" else "stop"
-        cut = [text.index(s) for s in request.stop if s and s in text]
-        if cut:  # stops beyond the server's limit, or a server that ignored them
-            text, finish = text[: min(cut)], "stop"
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        tokens = usage.get("completion_tokens")
-        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-            tokens = max(1, len(text.split())) if text else 0
-        prompt_tokens = usage.get("prompt_tokens")
-        prompt_tokens = prompt_tokens if isinstance(prompt_tokens, int) and not isinstance(prompt_tokens, bool) \
-            and prompt_tokens >= 0 else 0
-        return (Completion(text=text, index=index, seed=seed, tokens=tokens, finish_reason=finish,
-                           prompt_tokens=prompt_tokens), prompt_tokens)
+        return self._post(path, payload, parse=lambda body: parse_completion(body, path == "chat/completions",
+                                                                              request, index))
 
     def _pool(self, jobs: int) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, jobs)),
