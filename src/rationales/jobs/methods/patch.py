@@ -75,25 +75,12 @@ class PatchResult:
 def read_feedback_jsonl(path: str | Path) -> list[FeedbackItem]:
     """Rows ``{"rationale_id": ..., "feedback": "..."}``, one per line; blank lines skipped.
     A malformed line is a one-line ``RationalesError`` naming the file and line."""
+    from ...tasks.jsonl import read_jsonl_numbered
+
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise RationalesError(f"Feedback file {path} does not exist; write one JSON object per line: "
-                              '{"rationale_id": "...", "feedback": "..."}.') from None
-    except UnicodeDecodeError as e:
-        raise RationalesError(f"Feedback file {path} is not UTF-8 text ({e.reason}).") from None
     items = []
     shape = '{"rationale_id": "...", "feedback": "..."}'
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RationalesError(f"{path} line {no}: not valid JSON ({e.msg}); each line must be {shape}.") from None
-        if not isinstance(row, dict):
-            raise RationalesError(f"{path} line {no}: expected a JSON object {shape}.")
+    for no, row in read_jsonl_numbered(path, f"feedback file (one {shape} per line)", RationalesError):
         rid, feedback = row.get("rationale_id"), row.get("feedback")
         if not isinstance(rid, str) or not rid.strip():
             raise RationalesError(f"{path} line {no}: missing \"rationale_id\" (a stored rationale's id, "
