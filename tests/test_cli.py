@@ -108,7 +108,7 @@ def test_malformed_file_and_missing_column(capsys, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "x", "answer": 1}\n{oops\n')
     line = one_line_error(*cli(capsys, "run", bad, "--backend", "fake", "--store", tmp_path / "s.sqlite")[::2])
-    assert "bad.jsonl:2" in line
+    assert "bad.jsonl line 2" in line
     nocol = tmp_path / "nocol.csv"
     nocol.write_text("prompt,answer\nx,1\n")
     line = one_line_error(*cli(capsys, "run", nocol, "--backend", "fake", "--store", tmp_path / "s.sqlite")[::2])

@@ -54,7 +54,7 @@ def test_load_and_save_jsonl(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ('{"problem": "x", "steps": ["a"]}', "needs problem"),
     ("not json", "not valid JSON"),
-    ("42", "not a JSON object"),
+    ("42", "expected a JSON object"),
     ("[" * 50000 + "]" * 50000, "nests too deeply"),
     ('{"problem": "x", "steps": ["a"], "label": "zero"}', "label must be a whole number"),
     ('{"problem": "x", "steps": ["a"], "label": 3}', "label 3"),

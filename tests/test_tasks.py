@@ -60,7 +60,7 @@ def test_saved_hf_dataset(tmp_path):
 def test_bad_files_give_clear_errors(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "ok", "answer": 1}\n{not json\n')
-    with pytest.raises(TaskError, match=r"bad.jsonl:2 is not valid JSON"):
+    with pytest.raises(TaskError, match=r"bad.jsonl line 2: not valid JSON"):
         load_task(str(bad))
     nocol = tmp_path / "nocol.jsonl"
     nocol.write_text('{"prompt": "x", "answer": 1}\n')
@@ -73,13 +73,13 @@ def test_bad_files_give_clear_errors(tmp_path):
 
 
 @pytest.mark.parametrize("content,match", [
-    ('{"question": "q", "answer": "1"}\n42\n', r"p.jsonl:2 is a number, not a JSON object"),
-    ('[1, 2]\n', r"p.jsonl:1 is an array, not a JSON object"),
-    ('null\n', r"p.jsonl:1 is null, not a JSON object"),
-    ("[" * 100000 + "]" * 100000 + "\n", r"p.jsonl:1 nests too deeply"),
+    ('{"question": "q", "answer": "1"}\n42\n', r"p.jsonl line 2: expected a JSON object, got a number"),
+    ('[1, 2]\n', r"p.jsonl line 1: expected a JSON object, got an array"),
+    ('null\n', r"p.jsonl line 1: expected a JSON object, got null"),
+    ("[" * 100000 + "]" * 100000 + "\n", r"p.jsonl line 1: nests too deeply"),
     ('{"question": ' + "[" * 200 + "]" * 200 + ', "answer": 1}\n', r"nested deeper than 64"),
     ('{"question": "q", "answer": ' + "1" * 5000 + "}\n", r"integer too long to read.*write it as a string"),
-    ('{"question": "q", "answer": "1"\n', r"p.jsonl:1 is not valid JSON"),
+    ('{"question": "q", "answer": "1"\n', r"p.jsonl line 1: not valid JSON"),
 ])
 def test_bad_jsonl_lines_say_what_to_fix(tmp_path, content, match):
     path = tmp_path / "p.jsonl"

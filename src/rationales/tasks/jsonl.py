@@ -51,19 +51,19 @@ def _describe(value: Any) -> str:
 
 def parse_json_text(text: str, where: str, error: type[RationalesError] = TaskError) -> Any:
     """``json.loads`` with the failure modes turned into ``error(message)``; ``where`` names
-    the place ("data.jsonl:3") in the message."""
+    the place ("data.jsonl line 3") in the message."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise error(f"{where} is not valid JSON ({e.msg} at column {e.colno}); fix or remove it.") from e
+        raise error(f"{where}: not valid JSON ({e.msg} at column {e.colno}); fix or remove it.") from e
     except RecursionError as e:
-        raise error(f"{where} nests too deeply to read (over {MAX_DEPTH} levels); flatten it.") from e
+        raise error(f"{where}: nests too deeply to read (over {MAX_DEPTH} levels); flatten it.") from e
     except ValueError as e:  # int longer than sys.get_int_max_str_digits()
-        raise error(f"{where} holds an integer too long to read ({e}); write it as a string.") from e
+        raise error(f"{where}: holds an integer too long to read ({e}); write it as a string.") from e
     try:
         return clean_json(value)
     except (ValueError, RecursionError) as e:
-        raise error(f"{where} is {e}; flatten it (at most {MAX_DEPTH} levels).") from e
+        raise error(f"{where}: {e}; flatten it (at most {MAX_DEPTH} levels).") from e
 
 
 def read_text(path: str | Path, what: str = "file", error: type[RationalesError] = TaskError) -> str:
@@ -74,7 +74,7 @@ def read_text(path: str | Path, what: str = "file", error: type[RationalesError]
     except IsADirectoryError as e:
         raise error(f"The {what} {path} is a directory; give a file.") from e
     except FileNotFoundError as e:
-        raise error(f"No such {what}: {path}.") from e
+        raise error(f"The {what} {path} does not exist.") from e
     except OSError as e:
         raise error(f"Cannot read the {what} {path} ({e.strerror or e}).") from e
     try:
@@ -85,20 +85,27 @@ def read_text(path: str | Path, what: str = "file", error: type[RationalesError]
     return text
 
 
-def read_jsonl(path: str | Path, what: str = "file", error: type[RationalesError] = TaskError,
-               require_object: bool = True) -> list[Any]:
-    """One JSON value per non-blank line; with ``require_object`` every line must be an object."""
+def read_jsonl_numbered(path: str | Path, what: str = "file", error: type[RationalesError] = TaskError,
+                        require_object: bool = True) -> list[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line; with ``require_object`` every line must
+    be a JSON object."""
     path = Path(path)
     rows = []
     for n, line in enumerate(read_text(path, what, error).splitlines(), 1):
         if not line.strip():
             continue
-        value = parse_json_text(line, f"{path}:{n}", error)
+        value = parse_json_text(line, f"{path} line {n}", error)
         if require_object and not isinstance(value, dict):
-            raise error(f"{path}:{n} is {_describe(value)}, not a JSON object; each line of a {what} must be "
-                        'one object such as {"question": ..., "answer": ...}.')
-        rows.append(value)
+            raise error(f"{path} line {n}: expected a JSON object, got {_describe(value)}; each line of a {what} "
+                        "must be one JSON object.")
+        rows.append((n, value))
     return rows
+
+
+def read_jsonl(path: str | Path, what: str = "file", error: type[RationalesError] = TaskError,
+               require_object: bool = True) -> list[Any]:
+    """One JSON value per non-blank line; with ``require_object`` every line must be an object."""
+    return [v for _, v in read_jsonl_numbered(path, what, error, require_object)]
 
 
 def read_json(path: str | Path, what: str = "file", error: type[RationalesError] = TaskError) -> Any:
@@ -107,4 +114,5 @@ def read_json(path: str | Path, what: str = "file", error: type[RationalesError]
     return parse_json_text(read_text(path, what, error), str(path), error)
 
 
-__all__ = ["MAX_DEPTH", "clean_text", "clean_json", "parse_json_text", "read_text", "read_jsonl", "read_json"]
+__all__ = ["MAX_DEPTH", "clean_text", "clean_json", "parse_json_text", "read_text", "read_jsonl",
+           "read_jsonl_numbered", "read_json"]

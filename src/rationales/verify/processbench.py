@@ -63,7 +63,7 @@ class Item:
 def load_processbench(path: str | Path) -> list[Item]:
     """Items from a JSONL file (fields problem, steps, label; see the module docstring). Every
     malformed line is a one-line ``TaskError`` naming the line (read by ``tasks/jsonl.py``)."""
-    from ..tasks.jsonl import read_jsonl
+    from ..tasks.jsonl import read_jsonl_numbered
 
     p = Path(path)
     try:
@@ -75,10 +75,8 @@ def load_processbench(path: str | Path) -> list[Item]:
                         "fields, or build one with `rationales processbench --build N`.")
     shape = "each line needs problem (text), steps (list of strings) and label (-1 or the first wrong step's index)"
     items = []
-    line_no = 0
-    for row in read_jsonl(p, "ProcessBench file"):
-        line_no += 1
-        where = f"{p} item {line_no}"
+    for line_no, row in read_jsonl_numbered(p, "ProcessBench file"):
+        where = f"{p}:{line_no}"
         missing = [k for k in ("problem", "steps", "label") if k not in row]
         if missing:
             raise TaskError(f"{where} has no {', '.join(missing)}; {shape}.")
