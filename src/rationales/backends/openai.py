@@ -296,17 +296,18 @@ class OpenAIBackend(Backend):
         url = f"{self.base_url}/{path}"
         last = "no attempt made"
         wait_hint = 0.0
+        tries = 0
         for attempt in range(self.max_retries + 1):
             if attempt:
                 delay = min(self.max_backoff, max(self.backoff * 2 ** (attempt - 1), wait_hint))
                 if self._cancelled.wait(delay):
-                    break
+                    break  # another sample of this call failed for good: stop retrying
+            tries += 1
             try:
                 body = self._attempt(url, path, payload)
                 return body if parse is None else parse(body)
             except _Retry as r:
                 last, wait_hint = r.reason, r.wait_hint
-        tries = attempt + 1
         raise BackendError(f"No answer from {url} after {tries} {'try' if tries == 1 else 'tries'} "
                            f"({last}). {_START_HINT}")
 
