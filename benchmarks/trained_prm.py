@@ -182,7 +182,7 @@ def phase_labels(backend: Any, store: Any, clock: Clock, train: list[Any], args:
 def phase_grounded(backend: Any, store: Any, clock: Clock, train: list[Any], args: argparse.Namespace) -> None:
     """Measure GroundedPRM tree labels (MCTS, tool-checked steps, hybrid reward) on a few training problems."""
     from rationales.generate import GenerationStats
-    from rationales.jobs.methods.grounded import grounded_trees
+    from rationales.select.grounded import grounded_trees
 
     probs = train[:args.grounded]
     if not probs or (store.get_blob("bench:grounded") or {}).get("n") == len(probs):
@@ -332,10 +332,21 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
     wv_ok = [bool(weighted_vote(p, samples[p.id], lambda r: score_of[r.id]).correct) for p in probs]
     tok_g = sum(greedy_rs[p.id].tokens for p in probs) / max(1, len(probs))
     tok_s = sum(r.tokens for p in probs for r in samples[p.id]) / max(1, len(probs))
+    # the same PRM with the tool check's veto: a step whose arithmetic the tool finds wrong gets 0
+    from rationales.verify.arithmetic import check_step
+
+    veto = {p.id: [[0.0 if (c := check_step(st)) is not None and c.verdict == -1 else x
+                    for st, x in zip(r.steps, rw)] for r, rw in zip(samples[p.id], per[p.id])] for p in probs}
+    bon_tv = [bool(best_of_n(p, samples[p.id], veto[p.id], best_how).correct) for p in probs]
+    score_tv = {r.id: rationale_score(rw, best_how) for p in probs for r, rw in zip(samples[p.id], veto[p.id])}
+    wv_tv = [bool(weighted_vote(p, samples[p.id], lambda r: score_tv[r.id]).correct) for p in probs]
     rows = [row("greedy", greedy_ok, tok_g), row("vote@8", vote_ok, tok_s),
             row(f"best-of-8 (trained PRM, {best_how})", bon_ok, tok_s),
-            row(f"PRM-weighted vote@8 ({best_how})", wv_ok, tok_s), row("oracle@8", oracle_ok, tok_s)]
-    flags = {"greedy": greedy_ok, "vote@8": vote_ok, "best_of_8": bon_ok, "weighted_vote": wv_ok}
+            row(f"PRM-weighted vote@8 ({best_how})", wv_ok, tok_s),
+            row(f"best-of-8 (trained PRM + tool veto, {best_how})", bon_tv, tok_s),
+            row(f"PRM-weighted vote@8 (+ tool veto, {best_how})", wv_tv, tok_s), row("oracle@8", oracle_ok, tok_s)]
+    flags = {"greedy": greedy_ok, "vote@8": vote_ok, "best_of_8": bon_ok, "weighted_vote": wv_ok,
+             "best_of_8_tool_veto": bon_tv, "weighted_vote_tool_veto": wv_tv}
     if args.step_search:
         from rationales.generate import GenerationStats
         from rationales.select.step_search import greedy_step_search
@@ -365,7 +376,7 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
     res["tests"] = {name: {"vs_greedy": mcnemar(greedy_ok, f), "vs_vote@8": mcnemar(vote_ok, f)}
                     for name, f in flags.items() if name not in ("greedy",)}
     g, o = sum(greedy_ok) / max(1, len(probs)), sum(oracle_ok) / max(1, len(probs))
-    best = max(sum(bon_ok), sum(wv_ok)) / max(1, len(probs))
+    best = max(sum(f) for k, f in flags.items() if k not in ("greedy", "vote@8")) / max(1, len(probs))
     res["gap"] = {"greedy": g, "oracle@8": o, "best_trained_prm": best,
                   "fraction_closed": (best - g) / (o - g) if o > g else None}
     return res
@@ -452,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=8, help="samples per test problem (plus one greedy)")
     ap.add_argument("--train-samples", type=int, default=4, help="samples per training problem (no greedy)")
     ap.add_argument("--max-tokens", type=int, default=512)
-    ap.add_argument("--batch", type=int, default=4, help="problems per locked batch")
+    ap.add_argument("--batch", type=int, default=8, help="problems per locked batch")
     ap.add_argument("--store", default="/tmp/trained_prm/bench.sqlite")
     ap.add_argument("--out", default="/tmp/trained_prm/out")
     ap.add_argument("--threads", type=int, default=2)
@@ -479,9 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         phases = {"samples", "labels", "grounded", "train", "eval", "processbench"}
     t_start = time.time()
     train, test = split_problems(args.train, args.test)
-    with model_lock():
-        backend = get_backend("llamacpp", model=args.model, n_ctx=2048, n_threads=args.threads,
-                              n_parallel=args.n_parallel)
+    backend = get_backend("llamacpp", model=args.model, n_ctx=2048, n_threads=args.threads,
+                          n_parallel=args.n_parallel)  # loading reads the file; no decoding, no lock
     with Store(args.store) as store:
         clock = Clock(store)
         results = store.get_blob("bench:results") or {}
