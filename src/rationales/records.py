@@ -23,7 +23,7 @@ Outcome = Literal["ok", "no_answer", "truncated", "error"]
 def content_hash(*parts: Any, length: int = 16) -> str:
     """Stable short hash of JSON-serialisable parts (order matters)."""
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:length]
 
 
 class Check(BaseModel):
