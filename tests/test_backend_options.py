@@ -86,3 +86,16 @@ def test_cli_backend_opts_are_one_line_errors(tmp_path, capsys, opt: str, says: 
 
 def test_option_error_is_a_rationales_error() -> None:
     assert issubclass(BackendOptionError, RationalesError)
+
+
+def test_supports_grammar_flags() -> None:
+    from rationales.backends.fake import FakeBackend
+    from rationales.backends.llamacpp import LlamaCppBackend
+    from rationales.backends.openai import OpenAIBackend
+    from rationales.backends.transformers import TransformersBackend
+
+    assert FakeBackend.supports_grammar and LlamaCppBackend.supports_grammar
+    assert not TransformersBackend.supports_grammar
+    url = "http://127.0.0.1:9/v1"  # nothing listens: /models fails quietly
+    assert OpenAIBackend(base_url=url, model="m").supports_grammar
+    assert not OpenAIBackend(base_url=url, model="m", grammar_mode="none").supports_grammar

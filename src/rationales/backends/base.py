@@ -174,6 +174,8 @@ class Backend(ABC):
     model: str = ""
     #: True when the model expects chat messages (instruction models with a chat template).
     chat: bool = True
+    #: True when ``GenerationRequest.grammar`` is honoured (else such a request is refused).
+    supports_grammar: bool = False
 
     @abstractmethod
     def generate(self, requests: Sequence[GenerationRequest],

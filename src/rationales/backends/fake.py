@@ -132,6 +132,7 @@ class FakeOptions(BackendOptions):
 class FakeBackend(Backend):
     name = "fake"
     Options = FakeOptions
+    supports_grammar = True  # checked and recorded; the scripted text is not forced to match
 
     def __init__(self, model: Any = None, **options: Any):
         o: FakeOptions = self.parse_options(**options, **({} if model is None else {"model": model}))

@@ -254,6 +254,7 @@ class OpenAIBackend(Backend):
         self.echo_top_k = int(o.echo_top_k)
         self.extra_body = dict(o.extra_body)
         self.grammar_mode: GrammarMode = o.grammar_mode
+        self.supports_grammar = o.grammar_mode != "none"
         self._owned_by: str | None = None
         self._alignment: dict[str, bool] = {}
         self._template = None

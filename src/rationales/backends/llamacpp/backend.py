@@ -52,6 +52,7 @@ class LlamaCppBackend(Backend):
 
     name = "llamacpp"
     Options = LlamaCppOptions
+    supports_grammar = True
 
     def __init__(self, model: Any = None, **options: Any):
         """Options: see :class:`LlamaCppOptions`. ``flash_attn`` is off by default: on our
