@@ -171,6 +171,10 @@ def corrupt_last_result(step: str, rng: Any) -> str | None:
     return step[:m.start(1)] + new + step[m.end(1):]
 
 
+#: hand labels that differ from "gold is right": steps of gold solutions whose arithmetic is wrong
+GOLD_ERRORS = {"gold-7-036": [2]}  # "13÷2/3=19 minutes": 13 ÷ (2/3) = 19.5
+
+
 def build_gold(n: int, corrupted: int, seed: int) -> list[dict[str, Any]]:
     """gsm_symbolic gold solutions: ``n`` as written, ``corrupted`` more with one step's last
     result changed (that step labelled an error, the others right)."""
@@ -195,6 +199,8 @@ def build_gold(n: int, corrupted: int, seed: int) -> list[dict[str, Any]]:
                 continue
             k = rng.choice(ks)
             steps[k] = corrupt_last_result(steps[k], rng) or steps[k]
+            labels[k] = True
+        for k in GOLD_ERRORS.get(f"gold-{seed}-{i:03d}", []):
             labels[k] = True
         rows.append({"id": f"gold-{seed}-{i:03d}", "style": "gold", "source": f"reasoning_gym:gsm_symbolic seed {seed}",
                      "problem": ds[i]["question"], "steps": steps, "errors": labels, "labelled": "all"})

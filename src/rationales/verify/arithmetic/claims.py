@@ -12,7 +12,7 @@ from .evaluate import Undefined, Unsupported, as_fraction, real_value
 from .lexer import EQ, NUM, OF, OP, PCT, RP, SEP, UNK, VAR, WORD, Tok, tokenize
 from .parser import Expr, Parser, fmt, num_node
 from .symbolic import (REWRITE_CUES, SETUP_CUES, TRIAL_CUES, Context, Pending, difference, is_bare_symbol,
-                       reads_as_equation, solution_holds, sym_value)
+                       linear_root, reads_as_equation, solution_holds, sym_value)
 
 CHECK_BY = "sympy"
 #: a text longer than this is not read at all (no claims): a step is never this long
@@ -213,7 +213,7 @@ def _symbolic_claims(text: str, toks: list[Tok], left: Expr, right: Expr, relati
                 ctx.values.pop(name, None)
                 return []
             out = []
-            for p in [p for p in ctx.pending if p.name == name]:
+            for p in [p for p in ctx.pending if p.name == name][-1:]:  # the equation it was solved from
                 res = solution_holds(p, name, v, other.decimals, rel_tol)
                 if res is None:
                     continue
@@ -224,7 +224,7 @@ def _symbolic_claims(text: str, toks: list[Tok], left: Expr, right: Expr, relati
                                  "substituted into the equation", kind="solution", rhs=f"{name} = {fmt(v)}",
                                  tolerance=f"relative {rel_tol:g}" if other.decimals == 0 else
                                  f"±{0.5 * 10 ** -other.decimals:g} (rounded to {other.decimals} decimals)"))
-                ctx.pending.remove(p)
+            ctx.pending = [p for p in ctx.pending if p.name != name]
             ctx.values[name] = v
             return out
     known = syms <= set(ctx.values)
@@ -265,7 +265,19 @@ def _symbolic_claims(text: str, toks: list[Tok], left: Expr, right: Expr, relati
             sym_value(node, ctx, True)  # must be computable
         except (Undefined, *_FAIL, sympy.SympifyError):
             return []
-        ctx.pending.append(Pending(node, next(iter(unknown)), f"{left.src} = {right.src}", expression, ctx.step))
+        name = next(iter(unknown))
+        new = Pending(node, name, f"{left.src} = {right.src}", expression, ctx.step)
+        before = [p for p in ctx.pending if p.name == name]
+        ctx.pending.append(new)
+        if before and not TRIAL_CUES.search(clause_text):
+            # an equation rewritten into another: both must have the same solution
+            r_old, r_new = linear_root(before[-1].node, name), linear_root(node, name)
+            if r_old is not None and r_new is not None:
+                ok = _close(as_fraction(r_old), as_fraction(r_new), rel_tol)
+                return [Claim(f"{before[-1].expression} ⇒ {expression}", new.src, _float(r_new), (start, end),
+                              _float(r_old), ok, "=", None, f"solutions {name} = {fmt(as_fraction(r_old))} and "
+                              f"{name} = {fmt(as_fraction(r_new))}", kind="equation", rhs=before[-1].src,
+                              tolerance=f"relative {rel_tol:g}")]
     return []
 
 
@@ -281,7 +293,8 @@ def find_claims(text: str, rel_tol: float = 1e-6, context: Context | None = None
     if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
         return []
     ctx = context if context is not None else Context()
-    toks = tokenize(text)
+    toks = tokenize(text, ctx.letters)
+    ctx.letters = ctx.letters | {t.text for t in toks if t.kind == VAR and len(t.text) == 1}
     claims: list[Claim] = []
     for clause in pieces(toks):
         names = ctx.names()

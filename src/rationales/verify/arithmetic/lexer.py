@@ -99,8 +99,22 @@ def _math_letter(text: str, i: int, j: int) -> bool:
     return (before in "+-*/^=(−×·÷" and before != "") or (after in "+-*/^=)−×·÷" and after != "")
 
 
-def tokenize(text: str) -> list[Tok]:
-    """Cut ``text`` into tokens with character spans. Never raises on any string."""
+def tokenize(text: str, variables: frozenset[str] = frozenset()) -> list[Tok]:
+    """Cut ``text`` into tokens with character spans. Never raises on any string.
+
+    A letter glued to a number ("20h") is a unit unless the same letter is used as a variable
+    elsewhere in the text ("solve for h", "\\( h \\)", "h = 71") or in ``variables``."""
+    toks = _tokenize(text)
+    names = set(variables) | {t.text for t in toks if t.kind == VAR and len(t.text) == 1}
+    if names:
+        for j in range(1, len(toks)):
+            t, prev = toks[j], toks[j - 1]
+            if t.kind == WORD and t.text in names and prev.kind == NUM and prev.end == t.start and not t.opword:
+                t.kind = VAR
+    return toks
+
+
+def _tokenize(text: str) -> list[Tok]:
     toks: list[Tok] = []
     i, n = 0, len(text)
     space = True

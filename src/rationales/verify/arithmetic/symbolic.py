@@ -52,6 +52,7 @@ class Context:
     values: dict[str, Fraction] = field(default_factory=dict)
     pending: list[Pending] = field(default_factory=list)
     step: int = 0
+    letters: frozenset[str] = frozenset()  # single letters used as variables so far
 
     def names(self) -> frozenset[str]:
         return frozenset(self.values) | frozenset(p.name for p in self.pending)
@@ -124,6 +125,24 @@ def reads_as_equation(d: Any) -> bool:
     relation is an equation to solve ("simplifies to 1680k = 10920"), not a wrong rewrite."""
     const, rest = d.as_coeff_Add()
     return const != 0 and rest != 0
+
+
+def linear_root(node: Node, name: str) -> Any:
+    """The root of ``node == 0`` when it is linear in ``name`` (a sympy number), else None."""
+    import sympy
+
+    x = sympy.Symbol(name)
+    try:
+        expr = sympy.expand(value(node, {name: x}))
+        if expr.free_symbols != {x} or not expr.is_polynomial(x):
+            return None
+        poly = sympy.Poly(expr, x)
+    except Exception:  # noqa: BLE001 - bounded by value(); anything sympy cannot represent: no root
+        return None
+    if poly.degree() != 1:
+        return None
+    a, b = poly.all_coeffs()
+    return -b / a
 
 
 def solution_holds(p: Pending, name: str, v: Fraction, decimals: int, rel_tol: float) -> tuple[bool, Any] | None:
