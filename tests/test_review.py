@@ -247,36 +247,40 @@ def test_two_labellers_each_keep_their_own_label(built):
 
 
 def test_concurrent_writers_lose_no_label(built):
-    """Two connections (two tabs' server threads) label different steps of one rationale at the
-    same time, many times over: every label survives, because each read-modify-write runs
+    """Two connections (two tabs' server threads) add labels to one rationale at the same time:
+    every write adds a label no later write repeats (a new labeller each time), so a lost
+    update would lose a label for good. None is lost, because each read-modify-write runs
     inside one BEGIN IMMEDIATE transaction."""
     rid = built["xss"]
     barrier = threading.Barrier(2)
     errors = []
 
-    def worker(steps, value):
+    def worker(name, step, value):
         s = Store(built["path"])
         try:
             barrier.wait()
-            for _ in range(15):
-                for i in steps:
-                    L.apply_labels(s, rid, "ann", {i: value})
-                    L.apply_labels(s, rid, "ann", {i: None})
-                    L.apply_labels(s, rid, "ann", {i: value})
+            for k in range(40):
+                L.apply_labels(s, rid, f"{name}{k}", {step: value})
         except Exception as e:  # noqa: BLE001
             errors.append(e)
         finally:
             s.close()
 
-    threads = [threading.Thread(target=worker, args=([0, 2, 4], 1)),
-               threading.Thread(target=worker, args=([1, 3, 5], -1))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    threads = [threading.Thread(target=worker, args=("a", 0, 1)), threading.Thread(target=worker, args=("b", 3, -1))]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, so that races show if there are any
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
     assert not errors
-    assert human(built["path"], rid) == {0: [(1, "ann")], 1: [(-1, "ann")], 2: [(1, "ann")], 3: [(-1, "ann")],
-                                         4: [(1, "ann")], 5: [(-1, "ann")]}
+    with Store(built["path"]) as s:
+        r = s.get_rationale(rid)
+    got = {(st.index, c.by, c.verdict) for st in r.steps for c in st.checks if c.kind == "human"}
+    assert got == {(0, f"a{k}", 1) for k in range(40)} | {(3, f"b{k}", -1) for k in range(40)}
 
 
 # ------------------------------------------------------------------ safety

@@ -243,6 +243,9 @@ def test_xss_payloads_stay_inert(server, context):
 
 
 def test_two_tabs_labelling_at_once_lose_nothing(server, context):
+    """End to end through the browser. (The test that reliably catches a read-modify-write
+    outside the transaction is test_review.py::test_concurrent_writers_lose_no_label: here
+    later saves can repair an earlier lost one.)"""
     rid = server["rationales"][5]
     a, wa = open_page(context, server["url"] + f"/rationale/{rid}")
     b, wb = open_page(context, server["url"] + f"/rationale/{rid}")
@@ -261,6 +264,21 @@ def test_two_tabs_labelling_at_once_lose_nothing(server, context):
     assert labels == {0: 1, 1: -1, 2: 0}
     a.reload()
     assert [a.inner_text(f"#step-{i} [data-role=human]") for i in range(3)] == ["you: +1", "you: -1", "you: 0"]
+    # then both tabs fire bursts of saves at once (no waiting between them): each request is a
+    # read-modify-write of the whole record, and none may drop the other tab's labels
+    burst = """([rid, labels, n]) => {
+        const csrf = document.querySelector('meta[name="csrf-token"]').content;
+        window.__burst = Promise.all(Array.from({length: n}, (_, k) => fetch("/api/label", {method: "POST",
+            headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+            body: JSON.stringify({rationale_id: rid, op: "set", labels: labels[k % labels.length]})})
+            .then(r => r.status)));
+    }"""
+    other = server["rationales"][3]
+    a.evaluate(burst, [other, [{"0": 1}, {"2": 0}], 16])
+    b.evaluate(burst, [other, [{"1": -1}], 16])
+    assert set(a.evaluate("() => window.__burst")) == {200} and set(b.evaluate("() => window.__burst")) == {200}
+    labels = {i: v for (r, i), v in human_checks(server["path"]).items() if r == other}
+    assert labels == {0: 1, 1: -1, 2: 0}
     assert not (wa.dialogs or wa.errors or wb.dialogs or wb.errors)
 
 
