@@ -204,3 +204,126 @@ def test_long_and_deeply_nested_text_is_read_safely_and_fast():
     assert find_claims("2^" * 60 + "2 = 4") == []  # a power tower is not computed
     assert len(find_claims("3 + 4 = 7. " * 300)) == 300
     assert time.perf_counter() - start < 2.0
+
+
+# ------------------------------------------------------------------ notation (issue 15)
+
+
+@pytest.mark.parametrize("text, claims", [
+    # function application and indexed names are never numbers: only the readable links are claims
+    ("g(2) = g(1) + 1 = 4", []),
+    ("f(3) = 2*3 + 1 = 7", [("2*3 + 1 = 7", 7, True)]),
+    ("f(3) = 2 \\cdot 3 + 1 = 8", [("2 \\cdot 3 + 1 = 8", 7, False)]),
+    ("a_3(2) = 5 + 2 = 7", [("5 + 2 = 7", 7, True)]),
+    ("T(n) = 2T(n-1) + 1", []),
+    ("P(A) = 1/2 = 0.5", [("1/2 = 0.5", 0.5, True)]),
+    ("\\log_2 8 = 3", []), ("\\sin(30) = 0.5", []), ("\\lfloor 100/3 \\rfloor = 33", []),
+    # binomials, factorials, powers, roots, LaTeX fractions
+    ("\\binom{6}{2} = 15", [("\\binom{6}{2} = 15", 15, True)]),
+    ("\\binom{6}{2} = 16", [("\\binom{6}{2} = 16", 15, False)]),
+    ("7 choose 3 = 35", [("7 choose 3 = 35", 35, True)]),
+    ("(n+2) choose 2 = 10", []),
+    ("5! = 120", [("5! = 120", 120, True)]),
+    ("\\dfrac{5!}{2!3!} = 10", [("\\dfrac{5!}{2!3!} = 10", 10, True)]),
+    ("so 2 + 3 = 5!", []),  # an exclamation or a factorial? not read
+    ("2⁵ = 32", [("2⁵ = 32", 32, True)]),
+    ("(3+4)² = 49", [("(3+4)² = 49", 49, True)]),
+    ("① 3 + 4 = 7", [("3 + 4 = 7", 7, True)]),
+    ("2^{10} = 1024", [("2^{10} = 1024", 1024, True)]),
+    ("\\left(\\frac{2}{3}\\right)^3 = \\frac{8}{27}", [("(\\frac{2}{3}\\right)^3 = \\frac{8}{27}", 8 / 27, True)]),
+    ("\\sqrt{144} = 12", [("\\sqrt{144} = 12", 12, True)]),
+    ("2 \\times 10^3 = 2000", [("2 \\times 10^3 = 2000", 2000, True)]),
+    ("2\\frac{3}{4} = \\frac{11}{4}", []),  # a mixed number in LaTeX: not read rather than misread
+    ("\\pi \\cdot 3^2 = 9\\pi", [("\\pi \\cdot 3^2 = 9\\pi", 9 * 3.141592653589793, True)]),
+    ("9\\pi \\approx 28.27", [("9\\pi \\approx 28.27", 9 * 3.141592653589793, True)]),
+    ("Total budget = 400,000 + 800,000 = 1200,000", []),  # a malformed thousands separator
+    ("2 1/2 + 1 = 3 1/2", [("2 1/2 + 1 = 3 1/2", 3.5, True)]),
+    ("15\\% \\times 240 = 36", [("15\\% \\times 240 = 36", 36, True)]),
+])
+def test_notation(text, claims):
+    got = find_claims(text)
+    assert [(c.expression, c.ok) for c in got] == [(e, ok) for e, _, ok in claims]
+    for c, (_, value, _) in zip(got, claims):
+        assert c.value == pytest.approx(value)
+
+
+def test_function_notation_is_not_read_as_a_number_in_a_step():
+    # the false alarm of issue 15: "g(2) = g(1) + 1 = 4" used to be read as "2 = (1) + 1" and "(1) + 1 = 4"
+    step = Step(index=0, text="Then $g(2) = g(1) + 1 = 4$.", span=(0, 1))
+    assert check_step(step) is None
+
+
+# ------------------------------------------------------------------ symbolic steps
+
+
+@pytest.mark.parametrize("text, kind, ok", [
+    ("2x + 3x = 5x", "identity", True),
+    ("(a+b)^2 = a^2 + 2ab + b^2", "identity", True),
+    ("a^2 - b^2 = (a-b)(a+b)", "identity", True),
+    ("So $\\frac{x^2 - 9}{x - 3} = x + 3$.", "identity", True),
+    ("Expanding, (a+b)^2 = a^2 + b^2", "identity", False),
+    ("Simplify: 2(x + 3) = 2x + 5", "identity", False),
+    ("x + 3 = 7, so x = 4", "solution", True),
+    ("x + 3 = 7, so x = 5", "solution", False),
+    ("3x = 10, so x = 3.33", "solution", True),  # rounded to the decimals written
+    ("x^2 = 9, so x = 3", "solution", True),
+    ("34z - 1190 + 1190 = 2040 + 1190. Simplifying, 34z = 3380", "equation", False),
+    ("34z - 1190 + 1190 = 2040 + 1190. Simplifying, 34z = 3230", "equation", True),
+])
+def test_symbolic_claims(text, kind, ok):
+    got = [c for c in find_claims(text) if c.kind != "arithmetic"]
+    assert [(c.kind, c.ok) for c in got][:1] == [(kind, ok)], [(c.expression, c.kind, c.ok) for c in got]
+
+
+@pytest.mark.parametrize("text", [
+    "2x + 3 = 7",  # an equation, nothing solved
+    "3x + 2 = x + 10",  # not a wrong simplification
+    "This simplifies to 1680k = 10920",  # an equation after "simplifies to"
+    "x + 3 = 7. If x = 5, then it is too big",  # a trial value is not a solution
+    "(a+b+c+d+e+f+g+h)^12 = 1",  # too large to expand: no verdict
+])
+def test_symbolic_non_claims(text):
+    assert find_claims(text) == []
+
+
+def test_named_quantities_carry_across_steps():
+    text = "Let s = 12.\nThen 2s = 24.\nAnd 3s + 1 = 36.\nLet x = 4.\nSo 2x + 1 = 9."
+    r = Rationale(id="r", problem_id="p", prompt_id="x", model="m", text=text, steps=segment(text, "lines"))
+    check_rationale(r)
+    assert [s.verdict("tool") for s in r.steps] == [None, 1, -1, None, 1]
+    claim = r.steps[2].checks[-1].detail["claims"][0]
+    assert (claim["kind"], claim["value"], claim["claimed"]) == ("substitution", 37.0, 36.0)
+    assert "s = 12" in claim["note"]
+    # a solved equation carries into the next step: "3x = 15" then "x = 5"
+    text = "Subtract 5 from both sides: 3x = 15.\nDivide by 3: x = 6."
+    r = Rationale(id="r2", problem_id="p", prompt_id="x", model="m", text=text, steps=segment(text, "lines"))
+    check_rationale(r)
+    assert [s.verdict("tool") for s in r.steps] == [None, -1]
+
+
+def test_detail_records_what_was_evaluated_and_the_tolerance():
+    check = check_step(Step(index=0, text="10 / 3 = 3.34", span=(0, 13)))
+    assert check.verdict == -1
+    d = check.detail
+    assert (d["evaluated"], d["claimed"]) == ("10 / 3", 3.34) and d["value"] == pytest.approx(10 / 3)
+    assert d["tolerance"] == "±0.005 (rounded to 2 decimals)"
+    assert check_step(Step(index=0, text="1000/7 ≈ 150", span=(0, 1))).detail["tolerance"] == "±5 (approximately)"
+    assert check_step(Step(index=0, text="3 * 4 = 12", span=(0, 1))).detail["tolerance"] == "exact"
+
+
+def test_step_corpus_false_alarms_and_recall():
+    """The hand-labelled corpus of benchmarks/step_checks.py: the checker raises at most the two
+    known false alarms (a gsm_symbolic gold step that rounds) and finds most labelled errors."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "step_checks.py"
+    spec = importlib.util.spec_from_file_location("step_checks", path)
+    sc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sc)
+    rows = sc.load_corpus()
+    assert {r["style"] for r in rows} == {"smollm2", "qwen", "gold", "latex"}
+    m = sc.metrics(rows, sc.verdicts(rows, check_rationale))
+    assert m["unlabelled_verdicts"] == 0
+    assert m["false_alarms"] <= 2 and m["right_checked"] > 400
+    assert m["recall"] >= 0.9 and m["coverage"] > 0.5

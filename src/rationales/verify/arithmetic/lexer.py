@@ -400,8 +400,8 @@ def _tokenize(text: str) -> list[Tok]:
             add(WORD, i, j)
             i = j
             continue
-        if cat[0] == "N" or cat == "So":
-            add(UNK, i, i + 1)  # other scripts' digits, circled numbers, symbols: not read
+        if cat in ("Nd", "Nl") or (cat == "No" and not (c in "①②③④⑤⑥⑦⑧⑨⑩" or "\u2776" <= c <= "\u2793")):
+            add(UNK, i, i + 1)  # other scripts' digits, fractions, numerals: not read
         else:
             add(SEP, i, i + 1)  # any other punctuation ends an expression
         i += 1
