@@ -548,8 +548,13 @@ def test_cli_serves_prints_its_url_and_stops_on_ctrl_c(built):
     assert "review server stopped" in err and "Traceback" not in err
 
 
-def test_cli_refuses_other_hosts_without_a_token_and_missing_stores(built, tmp_path):
+def test_cli_refuses_other_hosts_without_a_token_and_missing_stores(built, tmp_path, capsys):
     from rationales.cli import main
 
     assert main(["review", "--store", str(built["path"]), "--host", "0.0.0.0"]) == 2
     assert main(["review", "--store", str(tmp_path / "none.sqlite"), "--port", "0"]) == 2
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all" * 100)
+    assert main(["review", "--store", str(junk), "--port", "0"]) == 2
+    out = capsys.readouterr().err
+    assert "does not exist" in out and "Cannot open store" in out and "--token" in out and "Traceback" not in out

@@ -58,6 +58,7 @@ class ReviewConfig:
         if not Path(self.store).is_file():
             raise RationalesError(f"Store {self.store} does not exist; pass --store with a rationales SQLite file "
                                   "(made by rationales run / verify / compare).")
+        Store(self.store, create=False).close()  # an unreadable store fails here, in one line, not per page
 
 
 class _Stores:
