@@ -68,6 +68,7 @@ def test_pages_render_with_the_store_contents(built):
         home = c.get("/")
         assert home.status_code == 200 and "4 problems" in home.text and "8 rationales" in home.text
         assert "grounded_mcts" in home.text  # the saved tree is listed
+        assert 'href="/rationales?source=demo&amp;model=fake-model"' in home.text  # the run, linked to its rationales
         lst = c.get("/rationales")
         assert "8 rationales match" in lst.text
         assert all(rid[:10] in lst.text for rid in built["rationales"])

@@ -70,6 +70,8 @@ def build_store(path: Path) -> dict:
                                  detail={"in_tree": True, "node": node, "visits": 2}))
     rationales[0].set_score(Score(kind="grounded_reward", value=0.8, by="grounded_mcts", detail={"tree": tree_key}))
     store.put_rationales(rationales)
+    run_id = store.start_run("run", {"task": "demo", "model": "fake-model", "samples": 3})
+    store.finish_run(run_id, {"task": "demo", "model": "fake-model", "strategies": {"greedy": {"accuracy": 0.5}}})
 
     xp = Problem.make("Repeat the HTML <script>alert(0)</script> back", "7", source="xss")
     store.put_problems([xp])

@@ -101,6 +101,12 @@ def _env() -> Any:
     return env
 
 
+def _dig(d: Any, *keys: str) -> Any:
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
 def create_app(cfg: ReviewConfig) -> Any:
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -135,11 +141,12 @@ def create_app(cfg: ReviewConfig) -> Any:
         sources = set(facets["source"])
         runs = []
         for run in reversed(st.runs()[-50:]):
-            conf, summ = run["config"] or {}, run["summary"] or {}
+            conf = run["config"] if isinstance(run.get("config"), dict) else {}
+            summ = run["summary"] if isinstance(run.get("summary"), dict) else {}
             task, model = conf.get("task") or summ.get("task"), summ.get("model") or conf.get("model")
             link = {"source": task if task in sources else "", "model": model or ""}
             runs.append({**run, "task": task, "model": model, "link": link,
-                         "accuracy": (summ.get("strategies") or {}).get("greedy", {}).get("accuracy")})
+                         "accuracy": _dig(summ, "strategies", "greedy", "accuracy")})
         return html(request, "home.html", title="review", counts={t: st.count(t) for t in ("problems", "rationales")},
                     kinds=kinds, progress=Q.progress(st, cfg.user), agreement=Q.agreement(st),
                     runs=runs, trees=Q.tree_keys(st)[:100], facets=facets)
