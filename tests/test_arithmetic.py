@@ -327,3 +327,14 @@ def test_step_corpus_false_alarms_and_recall():
     assert m["unlabelled_verdicts"] == 0
     assert m["false_alarms"] <= 2 and m["right_checked"] > 400
     assert m["recall"] >= 0.9 and m["coverage"] > 0.5
+
+
+def test_why_line_in_detail_and_report_tooltip():
+    from rationales.report.html import rationale_html
+
+    text = "10 / 3 = 3.34"
+    r = Rationale(id="r", problem_id="p", prompt_id="x", model="m", text=text, steps=segment(text))
+    check_rationale(r)
+    why = r.steps[0].checks[-1].detail["why"]
+    assert why == "10 / 3 = 3.333333333, claimed 3.34 (±0.005 (rounded to 2 decimals); wrong)"
+    assert "claimed 3.34 (±0.005 (rounded to 2 decimals); wrong)" in rationale_html(r)

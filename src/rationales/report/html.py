@@ -80,7 +80,8 @@ def rationale_html(r: Rationale, title: str = "") -> str:
     steps = []
     for s in r.steps:
         tip = "; ".join(f"{c.kind}:{'+' if (c.verdict or 0) > 0 else '-' if (c.verdict or 0) < 0 else '?'}"
-                        + (f" {c.detail.get('expression', '')}" if c.detail.get("expression") else "")
+                        + (f" {c.detail.get('why') or c.detail.get('expression', '')}"
+                           if c.detail.get("why") or c.detail.get("expression") else "")
                         for c in s.checks)
         steps.append(f"<span class='step {step_class(s)}' title='{esc(tip)}'>{esc(s.text)}</span>")
     scores = " ".join(f"<span class='badge'>{esc(s.kind)}={s.value:.3g}</span>" for s in r.scores

@@ -46,6 +46,19 @@ class Claim:
     rhs: str = ""
     tolerance: str = ""
 
+    def why(self) -> str:
+        """One line for a person: what was evaluated, its value, the claim, the tolerance."""
+        verdict = "holds" if self.ok else "wrong"
+        if self.kind == "identity":
+            return f"{self.lhs} = {self.rhs}: {self.note} ({verdict})"
+        if self.kind in ("solution", "equation"):
+            return f"{self.expression}: {self.note}; {self.lhs} gives {_num(self.value)}, stated {_num(self.claimed)} " \
+                   f"({self.tolerance}; {verdict})"
+        if self.value is None:
+            return f"{self.lhs} has no value ({self.note or 'undefined'}); claimed {_num(self.claimed)} (wrong)"
+        extra = f"; {self.note}" if self.note else ""
+        return f"{self.lhs} = {_num(self.value)}, claimed {_num(self.claimed)} ({self.tolerance}{extra}; {verdict})"
+
     def as_dict(self) -> dict[str, Any]:
         d = {"expression": self.expression, "lhs": self.lhs, "value": self.value, "claimed": self.claimed,
              "ok": self.ok, "span": list(self.span), "kind": self.kind, "rhs": self.rhs,
@@ -53,6 +66,10 @@ class Claim:
         if self.note:
             d["note"] = self.note
         return d
+
+
+def _num(v: float | None) -> str:
+    return "?" if v is None else f"{v:.10g}"
 
 
 def _float(v: Any) -> float | None:
@@ -349,7 +366,7 @@ def check_step(step: Step, rel_tol: float = 1e-6, *, context: Context | None = N
                  score=sum(c.ok for c in claims) / len(claims),
                  detail={"claims": [c.as_dict() for c in claims], "expression": first.expression,
                          "evaluated": first.lhs, "value": first.value, "claimed": first.claimed,
-                         "tolerance": first.tolerance, "rel_tol": rel_tol})
+                         "tolerance": first.tolerance, "why": first.why(), "rel_tol": rel_tol})
 
 
 def check_rationale(r: Rationale, rel_tol: float = 1e-6) -> Rationale:
