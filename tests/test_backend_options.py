@@ -99,3 +99,33 @@ def test_supports_grammar_flags() -> None:
     url = "http://127.0.0.1:9/v1"  # nothing listens: /models fails quietly
     assert OpenAIBackend(base_url=url, model="m").supports_grammar
     assert not OpenAIBackend(base_url=url, model="m", grammar_mode="none").supports_grammar
+
+
+def test_option_parser_property() -> None:
+    """Any -o KEY=VALUE set (as the CLI parses it): options or one BackendOptionError line."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from rationales.backends.fake import FakeBackend
+    from rationales.backends.llamacpp import LlamaCppBackend
+    from rationales.backends.openai import OpenAIBackend
+
+    values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
+                       st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(),
+                                                                            max_size=2))
+    keys = st.sampled_from(["n_ctx", "n_parallel", "delay", "timeout", "grammar_mode", "chat", "flash_attn",
+                            "max_retries", "extra_body", "nope", ""])
+
+    @settings(max_examples=300, deadline=1000)
+    @given(st.sampled_from([FakeBackend, LlamaCppBackend, OpenAIBackend]), st.dictionaries(keys, values, max_size=3))
+    def check(cls, raw):
+        outcomes = []
+        for _ in range(2):
+            try:
+                outcomes.append(cls.parse_options(**raw).model_dump())
+            except BackendOptionError as e:
+                assert "\n" not in str(e) and cls.name in str(e)
+                outcomes.append(str(e))
+        assert outcomes[0] == outcomes[1]
+
+    check()
