@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS rationales (
     tokens INTEGER, parent_id TEXT, created REAL, json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS rationales_problem ON rationales(problem_id);
 CREATE INDEX IF NOT EXISTS rationales_parent ON rationales(parent_id);
+-- the review app's and the exports' common filters (method, correctness) in list order, without a table scan
+CREATE INDEX IF NOT EXISTS rationales_filter ON rationales(method, correct, problem_id, sample_index, id);
+CREATE INDEX IF NOT EXISTS rationales_order ON rationales(problem_id, method, sample_index, id);
 CREATE TABLE IF NOT EXISTS checks (
     rationale_id TEXT NOT NULL, step_index INTEGER NOT NULL, kind TEXT NOT NULL, by TEXT,
     verdict INTEGER, score REAL, detail TEXT,
@@ -217,7 +220,10 @@ class Store:
             blob, q = self._dump(p)
             rows.append((q.id, q.source, q.question, q.gold, blob))
         with self.transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO problems VALUES (?,?,?,?,?)", rows)
+            # an upsert keeps the row (and its rowid: the task's order, which listings follow) in place
+            c.executemany("INSERT INTO problems VALUES (?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                          "source=excluded.source, question=excluded.question, gold=excluded.gold, "
+                          "json=excluded.json", rows)
 
     def get_problem(self, pid: str) -> Problem | None:
         row = self.conn.execute("SELECT json FROM problems WHERE id=?", (pid,)).fetchone()
