@@ -33,6 +33,13 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _one_line(text: str) -> str:
+    """An error message as one printable line: a newline or control character that came in
+    with a user's name or path is shown escaped."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..errors import RationalesError
 
@@ -43,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except RationalesError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_one_line(str(e))}", err=True)
         return 2
     except KeyboardInterrupt:
         typer.echo("error: interrupted; every finished sample is stored, run the same command again to resume.",
