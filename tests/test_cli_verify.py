@@ -100,6 +100,9 @@ def test_tool_checker_needs_no_backend(tmp_path, setup, capsys):
 
 def test_verify_bad_input(tmp_path, setup, capsys):
     path, script, _ = setup
+    code, out, err = cli(capsys, "verify", "--store", tmp_path / "missing.sqlite", "--checkers", "tool")
+    assert code == 2 and err.startswith("error: No such store") and err.count("\n") == 1
+    Store(tmp_path / "empty.sqlite").close()
     code, out, err = cli(capsys, "verify", "--store", tmp_path / "empty.sqlite", "--checkers", "tool")
     assert code == 2 and err.startswith("error: No stored rationales in") and err.count("\n") == 1
     code, _, err = cli(capsys, "verify", "--store", path, "--method", "mistakes", "--checkers", "tool")
@@ -132,4 +135,5 @@ def test_processbench_with_a_prm_detector(tmp_path, capsys):
     code, out, err = cli(capsys, "processbench", saved, "--detector", "prm", "--backend", "fake", "--json")
     assert code == 0, err
     s = json.loads(out)
-    assert s["n_correct"] == 1 and s["correct_acc"] in (0.0, 1.0) and s["detector"] == "prm"
+    # "prm" is the old name of the llm step scorer; the result names the scorer canonically
+    assert s["n_correct"] == 1 and s["correct_acc"] in (0.0, 1.0) and s["detector"] == "llm"

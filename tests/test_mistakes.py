@@ -14,6 +14,7 @@ from rationales.jobs.methods.mistakes import (Demo, MistakesConfig, compare, min
                                          split_problems)
 from rationales.records import Problem, Rationale
 from rationales.tasks import load_task
+from rationales.report import write_report
 
 SYSTEM_COT = "You are a careful problem solver"
 
@@ -61,8 +62,8 @@ def ctx_for(problems, backend, store, tmp_path, **options):
 
 
 def test_registered_as_methods():
-    assert METHODS["mistakes"][0] == "rationales.jobs.methods.mistakes:run"
-    assert METHODS["cot_plus"][0] == "rationales.jobs.methods.mistakes:run_cot_plus"
+    assert METHODS.entry("mistakes").target == "rationales.jobs.methods.mistakes:run"
+    assert METHODS.entry("cot_plus").target == "rationales.jobs.methods.mistakes:run_cot_plus"
 
 
 def test_split_is_deterministic_first_part_trains():
@@ -178,6 +179,7 @@ def test_accuracy_comparison_hand_checked(tmp_path, store):
     be = FakeBackend(script=make_script(problems, heldout_right=right))
     s = compare(ctx_for(problems, be, store, tmp_path),
                 MistakesConfig(variants=("cot", "mistakes", "cot_plus"), shots=2))
+    write_report(s, tmp_path / "out")
     st = s["strategies"]
     assert (st["cot"]["correct"], st["mistakes"]["correct"], st["cot_plus"]["correct"]) == (0, 3, 1)
     assert st["mistakes"]["n"] == 4 and st["mistakes"]["accuracy"] == 0.75

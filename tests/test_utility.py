@@ -12,6 +12,7 @@ from rationales.prompts import render
 from rationales.records import Problem, Rationale
 from rationales.score.utility import AnswerScorer, auroc, rationale_body, reasoning_utility, score_utility
 from rationales.select.vote import utility_vote
+from rationales.report import write_report
 
 GOOD = "Step 1: 12 - 5 = 7 apples are left.\nStep 2: 7 + 8 = 15 apples.\nThe answer is 15."
 BAD = "Step 1: 12 + 5 = 17 apples.\nStep 2: 17 - 8 = 9 apples.\nThe answer is 9."
@@ -119,6 +120,7 @@ def test_utility_method_end_to_end_on_fake(tmp_path, store):
     backend = FakeBackend(script=[GOOD, BAD, BAD], logprob_fn=scripted_logprob)
     ctx = MethodContext(problems=[problem], backend=backend, store=store, out=tmp_path, samples=3)
     summary = method_function("utility")(ctx)
+    write_report(summary, ctx.out)
     assert summary["utility"]["mean_correct"] == 5.5 and summary["utility"]["mean_wrong"] == -2.5
     assert summary["utility"]["n_correct"] == 1 and summary["utility"]["n_wrong"] == 2
     assert summary["utility"]["auroc"] == 1.0
@@ -167,6 +169,7 @@ def test_utility_on_the_real_model(small_model, tmp_path, store):
     ctx = MethodContext(problems=[problem], backend=small_model, store=store, out=tmp_path, samples=2,
                         max_tokens=96)
     summary = method_function("utility")(ctx)
+    write_report(summary, ctx.out)
     stored = store.rationales(problem_id=problem.id, method="cot")
     assert len(stored) == 2 and all(r.score("utility") is not None for r in stored)
     for r in stored:
@@ -178,13 +181,15 @@ def test_utility_on_the_real_model(small_model, tmp_path, store):
 
 def test_method_options_convert_or_fail_with_one_line():
     from rationales.errors import RationalesError
-    from rationales.jobs.methods import option
+    from rationales.jobs.methods import method_options
 
-    assert option({"threshold": "0.5"}, "threshold", 0.1) == 0.5
-    assert option({"n_masks": "3"}, "n_masks", 2) == 3
-    assert option({"verbal": "false"}, "verbal", True) is False
-    assert option({}, "verbal", True) is True
-    with pytest.raises(RationalesError, match="threshold='abc' should be a float"):
-        option({"threshold": "abc"}, "threshold", 0.1)
-    with pytest.raises(RationalesError, match="verbal='maybe' should be a bool"):
-        option({"verbal": "maybe"}, "verbal", True)
+    assert method_options("brevity").from_options({"threshold": "0.5"}).threshold == 0.5
+    assert method_options("faithfulness").from_options({"n_masks": "3"}).n_masks == 3
+    assert method_options("calibration").from_options({"verbal": "false"}).verbal is False
+    assert method_options("calibration").from_options({}).verbal is True
+    with pytest.raises(RationalesError, match="-O threshold must be a number, got 'abc'"):
+        method_options("brevity").from_options({"threshold": "abc"})
+    with pytest.raises(RationalesError, match="-O verbal must be true or false, got 'maybe'"):
+        method_options("calibration").from_options({"verbal": "maybe"})
+    with pytest.raises(RationalesError, match="Unknown option -O bogus .*valid keys: template, bins, verbal"):
+        method_options("calibration").from_options({"bogus": "1"})

@@ -7,9 +7,12 @@ from typing import Optional
 
 import typer
 
-from .common import (AnswerColOpt, AnswerTypeOpt, BackendOpt, BackendOptsOpt, BaseUrlOpt, ContextColOpt, JsonOpt,
-                     ModelOpt, OutOpt, QuestionColOpt, StoreOpt, err_console, make_backend, open_store, out_console,
-                     parse_backend_opts, print_json, progress_bar, strategies_table, task_mapping)
+from ..config import ConfigError
+from ..jobs.run import RunConfig
+from .common import JsonOpt, StoreOpt, err_console, make_backend, open_store, out_console, parse_backend_opts, \
+    print_json, progress_bar
+from .options import opt, parse_key_values
+from .render import say, strategies_table, table
 
 
 def register(app: typer.Typer) -> None:
@@ -24,109 +27,109 @@ def register(app: typer.Typer) -> None:
     app.command("methods")(methods_cmd)
 
 
-def parse_method_opts(pairs: Optional[list[str]]) -> dict:
-    """-O KEY=VALUE pairs for `run --method` (values parsed as JSON when possible)."""
-    from ..errors import RationalesError
-
-    bad = [p for p in pairs or [] if "=" not in p or not p.partition("=")[0].strip()]
-    if bad:
-        raise RationalesError(f"--method-opt expects KEY=VALUE, got '{bad[0]}'.")
-    return parse_backend_opts(pairs)
-
-
 def run_cmd(
     task: str = typer.Argument("demo", help="Task: demo, reasoning_gym:NAME, a .jsonl/.csv/.parquet file, or a saved dataset dir."),
-    backend: str = BackendOpt,
-    model: Optional[str] = ModelOpt,
-    samples: int = typer.Option(8, "--samples", "-n", min=1, help="Sampled rationales per problem (vote@N)."),
-    limit: Optional[int] = typer.Option(10, "--limit", "-k", min=1, help="Use the first K problems."),
-    size: int = typer.Option(50, help="reasoning-gym: how many problems to generate."),
-    seed: int = typer.Option(0, help="Base seed; every sample derives its own seed from it."),
-    temperature: float = typer.Option(0.7, min=0.0, help="Sampling temperature of the N samples."),
-    top_p: float = typer.Option(0.95, min=0.0, max=1.0),
-    max_tokens: int = typer.Option(512, min=1, help="Max new tokens per rationale."),
-    template: str = typer.Option("cot", help="Prompt template name or a .j2 file."),
-    method: Optional[str] = typer.Option(None, "--method", help="Prompting method (see `rationales methods`)."),
-    store: str = StoreOpt,
-    out: str = OutOpt,
-    base_url: Optional[str] = BaseUrlOpt,
-    backend_opt: Optional[list[str]] = BackendOptsOpt,
-    method_opt: Optional[list[str]] = typer.Option(
-        None, "--method-opt", "-O", help="Method option KEY=VALUE (repeatable), e.g. -O format=procedural."),
-    question_col: str = QuestionColOpt,
-    answer_col: str = AnswerColOpt,
-    context_col: Optional[str] = ContextColOpt,
-    answer_type: str = AnswerTypeOpt,
+    backend: str = opt(RunConfig, "backend", "--backend", "-b"),
+    model: Optional[str] = opt(RunConfig, "model", "--model", "-m"),
+    samples: int = opt(RunConfig, "samples", "--samples", "-n"),
+    limit: Optional[int] = opt(RunConfig, "limit", "--limit", "-k"),
+    size: int = opt(RunConfig, "size"),
+    seed: int = opt(RunConfig, "seed"),
+    temperature: float = opt(RunConfig, "temperature"),
+    top_p: float = opt(RunConfig, "top_p"),
+    max_tokens: int = opt(RunConfig, "max_tokens"),
+    template: str = opt(RunConfig, "template"),
+    method: Optional[str] = opt(RunConfig, "method", "--method"),
+    store: str = opt(RunConfig, "store"),
+    out: str = opt(RunConfig, "out"),
+    base_url: Optional[str] = opt(RunConfig, "base_url"),
+    backend_opt: Optional[list[str]] = opt(RunConfig, "backend_options", "--backend-opt", "-o",
+                                           help="Extra backend option KEY=VALUE (repeatable), e.g. -o n_ctx=8192."),
+    method_opt: Optional[list[str]] = opt(RunConfig, "method_options", "--method-opt", "-O",
+                                          help="Method option KEY=VALUE (repeatable), e.g. -O format=procedural."),
+    question_col: str = opt(RunConfig, "question_col"),
+    answer_col: str = opt(RunConfig, "answer_col"),
+    context_col: Optional[str] = opt(RunConfig, "context_col"),
+    answer_type: str = opt(RunConfig, "answer_type"),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Sample rationales for TASK; compare greedy vs self-consistency vote@N; write a report."""
-    from ..jobs.run import RunConfig, run
+    """Sample rationales for TASK; compare greedy vs self-consistency vote@N; write a report.
+    With --method NAME, run that prompting or trust method instead (same options)."""
+    cfg = RunConfig(task=task, backend=backend, model=model, samples=samples, limit=limit, size=size, seed=seed,
+                    temperature=temperature, top_p=top_p, max_tokens=max_tokens, template=template,
+                    method=method or "cot", store=store, out=out, base_url=base_url,
+                    backend_options=parse_backend_opts(backend_opt),
+                    method_options=parse_key_values(method_opt, "--method-opt"), question_col=question_col,
+                    answer_col=answer_col, context_col=context_col, answer_type=answer_type)
+    if cfg.method != "cot":
+        return _run_method(cfg, json_out)
+    if cfg.method_options:
+        raise ConfigError("--method-opt applies to run --method NAME only; add --method or drop -O.")
+    from ..jobs.run import run
+    from ..prompts import load_template
+    from ..report import write_report
     from ..tasks import load_task
 
-    if method and method != "cot":
-        return _run_method(method, task=task, backend=backend, model=model, samples=samples, limit=limit,
-                           size=size, seed=seed, temperature=temperature, max_tokens=max_tokens, store=store,
-                           out=out, base_url=base_url, json_out=json_out,
-                           backend_options=parse_backend_opts(backend_opt), options=parse_method_opts(method_opt),
-                           task_options=task_mapping(question_col, answer_col, context_col, answer_type))
-    from ..prompts import load_template
-
-    load_template(template)  # fail on a bad template before any model is loaded
-    problems = load_task(task, size=size, seed=seed, limit=limit,
-                         **task_mapping(question_col, answer_col, context_col, answer_type))
-    cfg = RunConfig(task=task, backend=backend, model=model, samples=samples, limit=limit, size=size, seed=seed,
-                    temperature=temperature, top_p=top_p, max_tokens=max_tokens, template=template, store=store,
-                    out=out, backend_options=parse_backend_opts(backend_opt))
-    with open_store(store) as st:
-        be = make_backend(backend, model, base_url, **parse_backend_opts(backend_opt))
+    load_template(cfg.template)  # fail on a bad template before any model is loaded
+    problems = load_task(cfg.task, size=cfg.size, seed=cfg.seed, limit=cfg.limit, **cfg.task_options())
+    with open_store(cfg.store) as st:
+        be = make_backend(cfg.backend, cfg.model, cfg.base_url, **cfg.backend_options)
         try:
             if not json_out:
-                err_console.print(f"[bold]rationales run[/] {task}: {len(problems)} problems × (1 greedy + "
-                                  f"{samples} samples) on {be.name}:{be.model}")
-            with progress_bar(len(problems) * (samples + 1), "sampling", enabled=not json_out) as advance:
-                summary = run(cfg, be, st, problems, on_progress=advance)
+                say(err_console, f"{cfg.task}: {len(problems)} problems × (1 greedy + {cfg.samples} samples) on "
+                    f"{be.name}:{be.model}", bold="rationales run")
+            with progress_bar(len(problems) * (cfg.samples + 1), "sampling", enabled=not json_out) as advance:
+                result = run(cfg, be, st, problems, on_progress=advance)
         finally:
             be.close()
+        write_report(result, cfg.out)
+    summary = result.to_json()
     if json_out:
         print_json(summary)
         return
-    out_console.print(strategies_table(f"{task} · {summary['model']} · {summary['problems']} problems",
+    out_console.print(strategies_table(f"{cfg.task} · {summary['model']} · {summary['problems']} problems",
                                        summary["strategies"]))
-    out_console.print(f"samples: {summary['samples_new']} new, {summary['samples_cached']} cached · "
-                      f"tokens: {summary['tokens']} · outcomes: {summary['outcomes']} · {summary['time_s']} s")
-    out_console.print(f"store: {summary['store']}\nreport: {summary['report']}")
+    say(out_console, f"samples: {summary['samples_new']} new, {summary['samples_cached']} cached · "
+        f"tokens: {summary['tokens']} · outcomes: {summary['outcomes']} · {summary['time_s']} s")
+    say(out_console, f"store: {summary['store']}")
+    say(out_console, f"report: {summary['report']}")
 
 
-def _run_method(name: str, *, task: str, backend: str, model: str | None, samples: int, limit: int | None,
-                size: int, seed: int, temperature: float, max_tokens: int, store: str, out: str,
-                base_url: str | None, json_out: bool, options: dict | None = None,
-                backend_options: dict | None = None, task_options: dict | None = None) -> None:
-    """``rationales run --method NAME``: load task, backend, store; run the method; print its summary."""
-    from ..jobs.methods import MethodContext, method_function, run_method
+def _run_method(cfg: RunConfig, json_out: bool) -> None:
+    """``rationales run --method NAME``: every option of ``run`` reaches the method's context;
+    the method's -O options and --template are checked before anything is loaded."""
+    from ..jobs.methods import MethodContext, check_method, run_method
+    from ..prompts import load_template
+    from ..report import write_report
     from ..tasks import load_task
 
-    method_function(name)  # an unknown method fails before anything is loaded
-    problems = load_task(task, size=size, seed=seed, limit=limit, **(task_options or {}))
-    with open_store(store) as st:
-        be = make_backend(backend, model, base_url, **(backend_options or {}))
+    name = cfg.method
+    check_method(name, cfg.method_options, template=cfg.template)
+    load_template(cfg.template)
+    problems = load_task(cfg.task, size=cfg.size, seed=cfg.seed, limit=cfg.limit, **cfg.task_options())
+    with open_store(cfg.store) as st:
+        be = make_backend(cfg.backend, cfg.model, cfg.base_url, **cfg.backend_options)
         try:
             if not json_out:
-                err_console.print(f"[bold]rationales run --method {name}[/] {task}: {len(problems)} problems on "
-                                  f"{be.name}:{be.model}")
-            ctx = MethodContext(problems=problems, backend=be, store=st, out=Path(out), task=task, samples=samples,
-                                temperature=temperature, max_tokens=max_tokens, seed=seed, size=size,
-                                options=options or {})
-            summary = run_method(name, ctx)
+                say(err_console, f"{cfg.task}: {len(problems)} problems on {be.name}:{be.model}",
+                    bold=f"rationales run --method {name}")
+            ctx = MethodContext(problems=problems, backend=be, store=st, out=Path(cfg.out), task=cfg.task,
+                                samples=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
+                                max_tokens=cfg.max_tokens, seed=cfg.seed, size=cfg.size, template=cfg.template,
+                                options=dict(cfg.method_options))
+            result = run_method(name, ctx)
         finally:
             be.close()
+        write_report(result, cfg.out)
+    summary = result.to_json()
     if json_out:
         print_json(summary)
         return
     if summary.get("strategies"):
-        out_console.print(strategies_table(f"{task} · method {name}", summary["strategies"]))
+        out_console.print(strategies_table(f"{cfg.task} · method {name}", summary["strategies"]))
     for key, value in summary.items():
         if key not in ("strategies", "curve") and not isinstance(value, (list, dict)):
-            out_console.print(f"{key}: {value}")
+            say(out_console, f"{key}: {value}")
 
 
 def tasks_cmd(grep: Optional[str] = typer.Argument(None, help="Only names containing this text.")) -> None:
@@ -198,14 +201,8 @@ def runs_cmd(store: str = StoreOpt, json_out: bool = JsonOpt) -> None:
 
 def methods_cmd() -> None:
     """List the methods that `run --method NAME` accepts."""
-    from rich.table import Table
-
     from ..jobs.methods import METHODS
 
-    t = Table(title="methods (rationales run TASK --method NAME)")
-    t.add_column("name")
-    t.add_column("description")
-    t.add_row("cot", "chain-of-thought sampling, greedy vs self-consistency vote (the default)")
-    for name, (_, desc) in METHODS.items():
-        t.add_row(name, desc)
-    out_console.print(t)
+    rows = [["cot", "chain-of-thought sampling, greedy vs self-consistency vote (the default)"]]
+    rows += [[name, entry.help or entry.source] for name, entry in METHODS.entries().items()]
+    out_console.print(table("methods (rationales run TASK --method NAME)", ["name", "description"], rows))

@@ -29,17 +29,22 @@ one, 0.5 when the step has no checkable claim).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..backends.base import Backend
+from ..config import (MAX_BUDGET, MAX_TOKENS, BackendConfig, ConfigError, OutputConfig, SamplingConfig, TaskConfig,
+                      setting)
 from ..errors import RationalesError, UnknownNameError
 from ..generate import GenerationStats, cot_specs, generate
 from ..records import Problem, Rationale, Score
 from ..store import Store
+from ..verify.prm import AGGREGATES
+from ..verify.scorers import checker_name
+from .results import CompareResult
 from ..answers import check_answer
 from ..select.vote import Selection, strategy_row
 
@@ -56,37 +61,36 @@ STRATEGIES: dict[str, str] = {
 }
 DEFAULT_STRATEGIES = ("greedy", "vote", "tool_vote", "adaptive", "best_of_n", "step_search")
 PRM_STRATEGIES = {"weighted_vote", "best_of_n", "step_search", "beam", "mcts"}
-PRMS: dict[str, str] = {
-    "llm": "the model as PRM: P(+)/(P(+)+P(-)) from log-probabilities (no generated tokens)",
-    "genprm": "generative PRM (GroundedPRM format); its generated tokens count",
-    "tool": "arithmetic tool check as PRM: 1 right, 0 wrong, 0.5 no checkable claim",
-}
+#: step scorers for ``--prm`` (verify/scorers.py; ``prm`` is accepted as the old name of ``llm``)
+PRMS = ("llm", "genprm", "tool")
+MAX_STEPS = 256  #: searched steps of step_search / beam / mcts
 
 
 @dataclass
-class CompareConfig:
-    task: str = "demo"
-    strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
-    budgets: list[int] = field(default_factory=lambda: [1000])
-    prm: str = "llm"
-    how: str = "min"  # PRM aggregate for weighted_vote / best_of_n / mcts
-    backend: str = "llamacpp"
-    model: str | None = None
-    limit: int | None = 10
-    size: int = 50
-    seed: int = 0
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 512
-    max_steps: int = 12
-    max_step_tokens: int = 128
-    children: int = 3
-    template: str = "cot"
-    rel_tol: float = 1e-6
-    threshold: float = 0.95  # adaptive: stop once the Beta criterion is this sure of the leading answer
-    store: str = "rationales.sqlite"
-    out: str = "rationales-out"
-    backend_options: dict[str, Any] = field(default_factory=dict)
+class CompareConfig(OutputConfig, BackendConfig, TaskConfig, SamplingConfig):
+    """Settings of ``rationales compare``."""
+
+    strategies: list[str] = setting(default_factory=lambda: list(DEFAULT_STRATEGIES),
+                                    help="Strategies, comma-separated (see STRATEGIES).")
+    budgets: list[int] = setting(default_factory=lambda: [1000],
+                                 help=f"Generated tokens per problem each strategy may spend (1..{MAX_BUDGET}).")
+    prm: str = setting("llm", help="Step scorer: llm (P(+)/P(-)), genprm (generative), tool (arithmetic check).")
+    how: str = setting("min", choices=AGGREGATES, what="PRM aggregate", help="PRM aggregate over steps: min, last, product, mean.")
+    max_steps: int = setting(12, lo=1, hi=MAX_STEPS, help="Step search / beam / MCTS: at most this many steps.")
+    max_step_tokens: int = setting(128, lo=1, hi=MAX_TOKENS, help="Max new tokens of one searched step.")
+    children: int = setting(3, lo=1, hi=16, help="MCTS children per expansion.")
+    template: str = setting("cot", help="Prompt template name or a .j2 file.")
+    rel_tol: float = setting(1e-6, lo=0.0, hi=1.0, help="Relative tolerance of the arithmetic check.")
+    threshold: float = setting(0.95, lo=0.0, hi=1.0, lo_open=True,
+                               help="adaptive: stop sampling a problem once its vote is this certain (Beta).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.strategies = parse_strategies(self.strategies)
+        self.budgets = parse_budgets(self.budgets)
+        self.prm = checker_name(self.prm, scorers_only=True, what="PRM")
+        if self.temperature <= 0 and any(s != "greedy" for s in self.strategies):
+            raise ConfigError("Sampling strategies need --temperature above 0 (e.g. 0.7).")
 
 
 def parse_strategies(spec: str | Sequence[str]) -> list[str]:
@@ -111,11 +115,19 @@ def parse_budgets(spec: str | int | Sequence[int]) -> list[int]:
     out = []
     for item in items:
         try:
-            b = int(item)
+            b = int(item) if not isinstance(item, str) or len(item) < 40 else int("x")
         except (TypeError, ValueError):
-            raise RationalesError(f"Budget '{item}' is not a whole number of tokens; write e.g. --budgets 500,1000.")
+            try:  # "1e6" is a whole number too
+                f = float(item) if isinstance(item, str) and len(item) < 40 else math.nan
+                b = int(f) if math.isfinite(f) and f.is_integer() else int("x")
+            except (TypeError, ValueError, OverflowError):
+                raise RationalesError(f"Budget '{str(item)[:40]}' is not a whole number of tokens; write e.g. "
+                                      "--budgets 500,1000.") from None
         if b < 1:
             raise RationalesError(f"Budget {b} must be at least 1 token per problem.")
+        if b > MAX_BUDGET:
+            raise RationalesError(f"Budget {b} is over the limit of {MAX_BUDGET} tokens per problem "
+                                  "(rationales/config.py); give a smaller --budget.")
         out.append(b)
     if not out:
         raise RationalesError("No budget given; write e.g. --budget 1000 or --budgets 500,1000,2000.")
@@ -125,37 +137,14 @@ def parse_budgets(spec: str | int | Sequence[int]) -> list[int]:
 # ---------------------------------------------------------------- scorers
 
 
-def tool_prm(rel_tol: float = 1e-6) -> Any:
-    """The arithmetic tool check as a step scorer: 1.0 right, 0.0 wrong, 0.5 nothing checkable."""
-    from ..verify.prm import FunctionPRM
-    from ..verify.arithmetic import check_step
-
-    def fn(problems: Sequence[Problem], rationales: Sequence[Rationale]) -> list[list[float]]:
-        out = []
-        for r in rationales:
-            row = []
-            for step in r.steps:
-                check = check_step(step, rel_tol=rel_tol)
-                row.append(0.5 if check is None or check.verdict is None else (1.0 if check.verdict > 0 else 0.0))
-            out.append(row)
-        return out
-
-    return FunctionPRM(fn, name="tool-prm")
-
-
 def make_scorer(kind: str, backend: Backend, rel_tol: float = 1e-6) -> Any:
-    """A fresh step scorer (fresh: in-memory caches never make a later strategy's scoring free)."""
-    from ..verify.genprm import GenerativePRM
-    from ..verify.prm import LLMPRM
+    """A fresh step scorer (fresh: in-memory caches never make a later strategy's scoring free);
+    a generative scorer's backend counts the tokens it generates."""
     from ..select.step_search import CountingBackend
+    from ..verify.scorers import make_step_scorer
 
-    if kind == "llm":
-        return LLMPRM(backend)
-    if kind == "genprm":
-        return GenerativePRM(CountingBackend(backend))
-    if kind == "tool":
-        return tool_prm(rel_tol)
-    raise UnknownNameError("PRM", kind, PRMS)
+    key = checker_name(kind, scorers_only=True, what="PRM")
+    return make_step_scorer(key, CountingBackend(backend) if key == "genprm" else backend, rel_tol=rel_tol)
 
 
 def prm_rewards(problems: Sequence[Problem], samples: Sequence[Sequence[Rationale]], scorer: Any,
@@ -344,18 +333,11 @@ def compare_row(selections: Sequence[Selection], budget: int, params: dict[str, 
 
 
 def compare(cfg: CompareConfig, backend: Backend, store: Store, problems: Sequence[Problem],
-            on_progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
-    """Run every strategy at every budget; returns the summary (also saved as a run) and
-    writes ``compare.html`` under ``cfg.out``."""
+            on_progress: Callable[[str, int], None] | None = None) -> CompareResult:
+    """Run every strategy at every budget; the result's JSON is also saved as a run."""
     t0 = time.time()
     strategies = parse_strategies(cfg.strategies)
     budgets = parse_budgets(cfg.budgets)
-    if cfg.prm not in PRMS:
-        raise UnknownNameError("PRM", cfg.prm, PRMS)
-    if not 0 < cfg.threshold <= 1:
-        raise RationalesError(f"--threshold must be in (0, 1], got {cfg.threshold}.")
-    if cfg.temperature <= 0 and any(s != "greedy" for s in strategies):
-        raise RationalesError("Sampling strategies need --temperature above 0 (e.g. 0.7).")
     if not problems:
         raise RationalesError(f"Task {cfg.task} gave no problems; check the task name and --limit.")
     if all(p.gold is None and p.answer_type != "reasoning_gym" for p in problems):
@@ -384,19 +366,14 @@ def compare(cfg: CompareConfig, backend: Backend, store: Store, problems: Sequen
             curves[name].append(row)
             if on_progress:
                 on_progress(name, budget)
-    summary: dict[str, Any] = {
-        "run_id": run_id, "task": cfg.task, "backend": backend.name, "model": backend.model,
-        "problems": len(problems), "budgets": budgets, "prm": cfg.prm, "how": cfg.how,
-        "estimate": asdict(est), "strategies": rows, "curves": curves,
-        "samples_new": stats.new, "samples_cached": stats.cached,
-        "tokens": sum(r["tokens"] for r in done_sizes.values()), "tokens_new": stats.tokens_new,
-        "time_s": round(time.time() - t0, 2), "store": str(store.path),
-    }
-    from ..report.compare import write_compare_report
-
-    summary["report"] = str(write_compare_report(Path(cfg.out), summary, problems, selections))
-    store.finish_run(run_id, summary)
-    return summary
+    result = CompareResult(
+        run_id=run_id, task=cfg.task, backend=backend.name, model=backend.model, problems=len(problems),
+        budgets=budgets, prm=cfg.prm, how=cfg.how, estimate=asdict(est), strategies=rows, curves=curves,
+        samples_new=stats.new, samples_cached=stats.cached, tokens=sum(r["tokens"] for r in done_sizes.values()),
+        tokens_new=stats.tokens_new, time_s=round(time.time() - t0, 2), store=str(store.path),
+        records={"problems": list(problems), "selections": selections})
+    store.finish_run(run_id, result.to_json())
+    return result
 
 
 # ---------------------------------------------------------------- report

@@ -11,37 +11,29 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..backends.base import Backend
+from ..config import MAX_SAMPLES, BackendConfig, OutputConfig, SamplingConfig, TaskConfig, setting
 from ..generate import GenerationStats, cot_specs, generate
 from ..records import Problem, Rationale
+from ..steps import MODES as SEGMENT_MODES
 from ..select.vote import greedy, majority_vote, strategy_row
-from ..score.calibration import vote_calibration
 from ..store import Store
+from .results import RunResult
 
 
 @dataclass
-class RunConfig:
-    task: str = "demo"
-    backend: str = "llamacpp"
-    model: str | None = None
-    samples: int = 8
-    limit: int | None = 10
-    size: int = 50
-    seed: int = 0
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 512
-    template: str = "cot"
-    store: str = "rationales.sqlite"
-    out: str = "rationales-out"
-    method: str = "cot"
-    segment: str = "auto"
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    task_options: dict[str, Any] = field(default_factory=dict)
+class RunConfig(OutputConfig, BackendConfig, TaskConfig, SamplingConfig):
+    """Settings of ``rationales run`` (and of ``run --method NAME``, which passes them on)."""
+
+    samples: int = setting(8, lo=1, hi=MAX_SAMPLES, help="Sampled rationales per problem (vote@N).")
+    template: str = setting("cot", help="Prompt template name or a .j2 file.")
+    method: str = setting("cot", help="Prompting method (see `rationales methods`).")
+    segment: str = setting("auto", choices=SEGMENT_MODES, what="segmentation mode", help="How rationales are cut into steps.")
+    method_options: dict[str, Any] = setting(default_factory=dict, flag="--method-opt",
+                                             help="Method option KEY=VALUE (run --method NAME).")
 
 
 def vote_curve(problems: Sequence[Problem], samples: Sequence[Sequence[Rationale]],
@@ -71,8 +63,10 @@ def _mean_tokens(samples: Sequence[Sequence[Rationale]]) -> float:
 
 
 def run(config: RunConfig, backend: Backend, store: Store, problems: Sequence[Problem],
-        on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Run the main job over ``problems``; returns the summary (also saved in the store's runs)."""
+        on_progress: Callable[[int], None] | None = None) -> RunResult:
+    """Run the main job over ``problems``; the result's JSON is also saved in the store's runs."""
+    from ..score.calibration import vote_calibration  # numpy: loaded when a run starts, not for --help
+
     t0 = time.time()
     run_id = store.start_run("run", asdict(config))
     stats = GenerationStats()
@@ -96,28 +90,13 @@ def run(config: RunConfig, backend: Backend, store: Store, problems: Sequence[Pr
     }
     all_rs = [*greedy_rs, *(r for rs in samples for r in rs)]
     outcomes = Counter(r.outcome for r in all_rs)
-    summary: dict[str, Any] = {
-        "run_id": run_id,
-        "task": config.task,
-        "backend": backend.name,
-        "model": backend.model,
-        "problems": len(problems),
-        "samples_per_problem": config.samples,
-        "strategies": strategies,
-        "samples_new": stats.new,
-        "samples_cached": stats.cached,
-        "tokens": sum(r.tokens for r in all_rs),
-        "tokens_new": stats.tokens_new,
-        "outcomes": dict(outcomes),
-        "curve": vote_curve(problems, samples, seed=config.seed),
+    result = RunResult(
+        run_id=run_id, task=config.task, backend=backend.name, model=backend.model, problems=len(problems),
+        samples_per_problem=config.samples, strategies=strategies, samples_new=stats.new,
+        samples_cached=stats.cached, tokens=sum(r.tokens for r in all_rs), tokens_new=stats.tokens_new,
+        outcomes=dict(outcomes), curve=vote_curve(problems, samples, seed=config.seed),
         # ECE / reliability bins of the vote-share confidence (score/calibration.py)
-        "calibration": vote_calibration(sel_vote),
-        "time_s": round(time.time() - t0, 2),
-        "store": str(store.path),
-    }
-    from ..report.run import write_run_report
-
-    report = write_run_report(Path(config.out), summary, problems, greedy_rs, samples, sel_vote)
-    summary["report"] = str(report)
-    store.finish_run(run_id, summary)
-    return summary
+        calibration=vote_calibration(sel_vote), time_s=round(time.time() - t0, 2), store=str(store.path),
+        records={"problems": list(problems), "greedy_rs": greedy_rs, "samples": samples, "votes": sel_vote})
+    store.finish_run(run_id, result.to_json())
+    return result

@@ -1,8 +1,10 @@
 """The ``verify`` job: re-score stored rationales step by step and combine the verdicts.
 
-Checkers (``verify/``): ``tool`` (the arithmetic check, no model), ``mc`` (Math-Shepherd
-rollouts), ``prm`` (the model as PRM, P(+)/P(-)), ``genprm`` (GroundedPRM-format generative
-judge). The checks are saved on the stored rationales; ``verify/consensus.py`` combines them
+Checkers (``verify/scorers.py``, one vocabulary with ``compare --prm`` and ``processbench``):
+``tool`` (the arithmetic check, no model), ``mc`` (Math-Shepherd rollouts), ``llm`` (the model
+as PRM, P(+)/P(-); old name ``prm``), ``genprm`` (GroundedPRM-format generative judge). The
+``verdicts`` of the result are keyed by check kind: tool, mc, prm (LLM and other PRMs), genprm,
+consensus. The checks are saved on the stored rationales; ``verify/consensus.py`` combines them
 into one label per step. Returns a :class:`VerifyResult`; the CLI renders it.
 """
 
@@ -14,11 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backends.base import Backend
-from ..errors import RationalesError, UnknownNameError
+from ..config import MAX_SAMPLES, MAX_TOKENS, BackendConfig, OutputConfig, SamplingConfig, setting
+from ..errors import RationalesError
+from ..verify.consensus import RULES as CONSENSUS_RULES
+from ..verify.scorers import parse_checkers
 from ..records import Problem, Rationale, Step
 from ..store import Store
+from .results import VerifyResult
 
-CHECKERS = ("tool", "mc", "prm", "genprm")
 #: stored samples that are by-products of other stages (rollouts, judgements, probes, search
 #: fragments), not rationales to check; ``--method`` still selects any of them explicitly
 INTERNAL_METHODS = ("mc_rollout", "genprm", "faithfulness_probe", "answer_from_rationale", "feedback",
@@ -28,16 +33,6 @@ INTERNAL_SUFFIXES = ("_step", "_rollout", "_finish")
 
 def is_internal(method: str) -> bool:
     return method in INTERNAL_METHODS or method.endswith(INTERNAL_SUFFIXES)
-
-
-def parse_checkers(spec: str | Sequence[str]) -> list[str]:
-    names = [c.strip().lower() for c in (spec.split(",") if isinstance(spec, str) else spec) if c.strip()]
-    if not names:
-        raise RationalesError("--checkers is empty; name one or more of tool, mc, prm, genprm (comma-separated).")
-    for c in names:
-        if c not in CHECKERS:
-            raise UnknownNameError("checker", c, CHECKERS)
-    return list(dict.fromkeys(names))
 
 
 def column_checks(step: Step, column: str) -> list[Any]:
@@ -124,54 +119,63 @@ def verify_summary(rationales: Sequence[Rationale], checkers: list[str], counts:
 
 
 @dataclass
-class VerifyResult:
-    summary: dict[str, Any]
-    rationales: list[Rationale]
-    problems: dict[str, Problem]
+class VerifyConfig(OutputConfig, BackendConfig, SamplingConfig):
+    """Settings of ``rationales verify`` (temperature and seed: of the MC rollouts)."""
+
+    checkers: list[str] = setting(default_factory=lambda: ["tool", "llm"],
+                                  help="Checkers, comma-separated: tool, mc, llm (old name prm), genprm.")
+    method: str | None = setting(None, help="Only rationales of this method (default: all but by-products).")
+    limit: int | None = setting(None, lo=1, hi=10_000_000, help="Verify only the first K rationales.")
+    mc_samples: int = setting(8, lo=1, hi=MAX_SAMPLES, help="MC rollouts per step (Math-Shepherd N).")
+    mc_max_tokens: int = setting(256, lo=1, hi=MAX_TOKENS, help="Max new tokens per MC rollout.")
+    threshold: float = setting(0.5, lo=0.0, hi=1.0, help="PRM reward at or above which a step is +1.")
+    rel_tol: float = setting(1e-6, lo=0.0, hi=1.0, help="Relative tolerance of the arithmetic check.")
+    rule: str = setting("agree", choices=CONSENSUS_RULES, what="consensus rule", help="Consensus rule: agree | majority | tool_first.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.checkers = parse_checkers(self.checkers)
+
+    @property
+    def needs_model(self) -> bool:
+        return any(c != "tool" for c in self.checkers)
 
 
-def verify(items: VerifyInput, store: Store, backend: Backend | None, *, checkers: Sequence[str] = ("tool", "prm"),
-           mc_samples: int = 8, mc_max_tokens: int = 256, temperature: float = 0.7, threshold: float = 0.5,
-           rel_tol: float = 1e-6, rule: str = "agree", seed: int = 0,
+def verify(items: VerifyInput, store: Store, backend: Backend | None, config: VerifyConfig | None = None,
            on_progress: Callable[[int], None] | None = None) -> VerifyResult:
-    """Attach the checks of ``checkers`` to ``items`` (saved to ``store``) and summarise them.
-    ``backend`` is needed for every checker but ``tool``."""
-    from ..verify.consensus import RULES, consensus_labels
+    """Attach the checks of ``config.checkers`` to ``items`` (saved to ``store``) and summarise
+    them. ``backend`` is needed for every checker but ``tool``."""
+    from ..verify.consensus import consensus_labels
 
-    names = parse_checkers(list(checkers))
-    if rule not in RULES:
-        raise UnknownNameError("consensus rule", rule, RULES)
+    cfg = config or VerifyConfig()
+    names = cfg.checkers
     rationales, problems = items.rationales, items.problems
     info: dict[str, Any] = {}
-    if "tool" in names:
-        from ..verify.arithmetic import check_rationale
+    if cfg.needs_model and backend is None:
+        raise RationalesError(f"Checkers {', '.join(c for c in names if c != 'tool')} need a model backend.")
+    probs = [problems[r.problem_id] for r in rationales]
+    for name in names:
+        if name == "tool":
+            from ..verify.arithmetic import check_rationale
 
-        for r in rationales:
-            check_rationale(r, rel_tol=rel_tol)
-    if any(c != "tool" for c in names):
-        if backend is None:
-            raise RationalesError(f"Checkers {', '.join(c for c in names if c != 'tool')} need a model backend.")
-        probs = [problems[r.problem_id] for r in rationales]
-        if "mc" in names:
+            for r in rationales:
+                check_rationale(r, rel_tol=cfg.rel_tol)
+        elif name == "mc":
             from ..verify.mc import mc_labels
 
-            mc_labels(probs, rationales, backend, store, n=mc_samples, temperature=temperature,
-                      max_tokens=mc_max_tokens, seed=seed, on_progress=on_progress)
-        if "prm" in names:
-            from ..verify.prm import LLMPRM, prm_checks
-
-            prm_checks(LLMPRM(backend), probs, rationales, threshold=threshold)
-        if "genprm" in names:
-            from ..verify.genprm import GenerativePRM
+            mc_labels(probs, rationales, backend, store, n=cfg.mc_samples, temperature=cfg.temperature,
+                      max_tokens=cfg.mc_max_tokens, seed=cfg.seed, on_progress=on_progress)
+        else:  # a step scorer: llm, genprm, or a plugin's
             from ..verify.prm import prm_checks
+            from ..verify.scorers import make_step_scorer
 
-            gen = GenerativePRM(backend, store=store, seed=seed)
-            prm_checks(gen, probs, rationales, threshold=threshold)
-            info["genprm"] = dict(gen.stats)
+            scorer = make_step_scorer(name, backend, store=store, rel_tol=cfg.rel_tol, seed=cfg.seed)
+            prm_checks(scorer, probs, rationales, threshold=cfg.threshold)
+            if name == "genprm":
+                info["genprm"] = dict(scorer.stats)
+    if backend is not None and cfg.needs_model:
         info["backend"] = f"{backend.name}:{backend.model}"
-    _, counts = consensus_labels(rationales, rule=rule)
+    _, counts = consensus_labels(rationales, rule=cfg.rule)
     store.put_rationales(rationales)
-    summary = verify_summary(rationales, names, counts, rule)
-    summary.update(info)
-    summary["store"] = str(store.path)
-    return VerifyResult(summary, rationales, problems)
+    return VerifyResult(**verify_summary(rationales, names, counts, cfg.rule), **info, store=str(store.path),
+                        records={"rationales": rationales, "problems": problems})

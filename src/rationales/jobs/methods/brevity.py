@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from ...config import MAX_TOKENS, MethodOptions, setting
 from ...generate import GenerationStats
 from ...score.brevity import reduce_all
 from ...select.vote import majority_vote, strategy_row
-from . import option
+from ..results import MethodResult
+from . import MethodContext
 
 
-def run(ctx: Any) -> dict[str, Any]:
+@dataclass
+class BrevityOptions(MethodOptions):
+    """-O options of --method brevity (verbosity-aware reduction)."""
+
+    uses_template: ClassVar[bool] = True
+    template: str | None = setting(None, help="CoT template (default: run's --template).")
+    threshold: float = setting(0.1, lo=0.0, hi=10.0, help="Max drop of the answer's log-probability per removed sentence.")
+    answer_max_tokens: int = setting(16, lo=1, hi=MAX_TOKENS, help="Max new tokens of a re-answer.")
+
+
+OPTIONS = BrevityOptions
+
+
+def run(ctx: MethodContext) -> MethodResult:
     """``rationales run --method brevity``: sample CoT rationales, reduce each, re-answer from the
     reduced rationale, report tokens saved and accuracy kept."""
 
-    opts = ctx.options
-    specs = ctx.cot_specs(option(opts, "template", "cot"))
+    o = BrevityOptions.from_options(ctx.options)
+    specs = ctx.cot_specs(o.template or ctx.template)
     samples, stats = ctx.sample(specs)
     problems = [s.problem for s in specs]
     red_stats = GenerationStats()
-    threshold = option(opts, "threshold", 0.1)
+    threshold = o.threshold
     pairs = reduce_all(ctx.backend, ctx.store, problems, [s.prompt for s in specs], samples, threshold=threshold,
-                       answer_max_tokens=option(opts, "answer_max_tokens", 16), stats=red_stats)
+                       answer_max_tokens=o.answer_max_tokens, stats=red_stats)
     reduced_sets = [[pr.reduced or pr.original for pr in row] for row in pairs]
     n = ctx.samples
     strategies = {
@@ -63,7 +78,4 @@ def run(ctx: Any) -> dict[str, Any]:
         "reanswer_samples_new": red_stats.new,
         **stats.as_dict(),
     }
-    from ...report.brevity import write_report
-
-    summary["report"] = str(write_report(Path(ctx.out), summary, problems, pairs))
-    return summary
+    return MethodResult("brevity", summary, page="brevity", records={"problems": problems, "pairs": pairs})

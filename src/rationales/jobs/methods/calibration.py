@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from ...config import MethodOptions, setting
 from ...answers import check_answer
 from ...generate import cot_specs
 from ...score.calibration import agreement_scores, calibration_summary, verbal_scores, vote_calibration
 from ...select.vote import Selection, majority_vote, strategy_row
-from . import option
+from ..results import MethodResult
+from . import MethodContext
 
 
-def run(ctx: Any) -> dict[str, Any]:
+@dataclass
+class CalibrationOptions(MethodOptions):
+    """-O options of --method calibration."""
+
+    uses_template: ClassVar[bool] = True
+    template: str | None = setting(None, help="CoT template (default: run's --template).")
+    bins: int = setting(10, lo=1, hi=1000, help="Reliability bins.")
+    verbal: bool = setting(True, help="Also ask for a verbal 'Confidence: N%'.")
+
+
+OPTIONS = CalibrationOptions
+
+
+def run(ctx: MethodContext) -> MethodResult:
     """``rationales run --method calibration``: N CoT samples per problem -> vote-share
     confidence; one greedy rationale with a verbal confidence per problem; ECE, Brier and a
     reliability diagram for both (and per-sample agreement)."""
 
-    opts = ctx.options
-    n_bins = option(opts, "bins", 10)
-    specs = ctx.cot_specs(option(opts, "template", "cot"))
-    verbal = option(opts, "verbal", True)
+    o = CalibrationOptions.from_options(ctx.options)
+    n_bins = o.bins
+    specs = ctx.cot_specs(o.template or ctx.template)
+    verbal = o.verbal
     verbal_specs = cot_specs(ctx.problems, template="cot_confidence", n=1, temperature=0.0,
                              max_tokens=ctx.max_tokens, method="cot_confidence") if verbal else []
     out, stats = ctx.sample([*specs, *verbal_specs])
@@ -65,7 +80,4 @@ def run(ctx: Any) -> dict[str, Any]:
         "tokens": sum(r.tokens for r in flat) + sum(r.tokens for r in verbal_rs),
         **stats.as_dict(),
     }
-    from ...report.calibration import write_report
-
-    summary["report"] = str(write_report(Path(ctx.out), summary, problems, votes, verbal_rs))
-    return summary
+    return MethodResult("calibration", summary, page="calibration", records={"problems": problems, "votes": votes, "verbal_rs": verbal_rs})

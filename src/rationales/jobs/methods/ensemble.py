@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any
 
+from ...config import MAX_PROBLEMS, MethodOptions, setting
 from ...errors import RationalesError
 from ...generate import GenerationStats, SampleSpec, cot_specs, generate
 from ...records import Problem, content_hash
 from ...select.vote import majority_vote, strategy_row
 from . import MethodContext
 from .formats import CHUNK, format_specs
+from ..results import MethodResult
 
 DEFAULT_MEMBERS = ("cot", "cot_fewshot", "format:procedural", "format:subquestions")
 
@@ -98,12 +101,30 @@ def member_specs(member: str, problems: Sequence[Problem], n: int, ctx: MethodCo
     return cot_specs(problems, template=member, **common)
 
 
+@dataclass
+class EnsembleOptions(MethodOptions):
+    """-O options of --method ensemble."""
+
+    ensemble: str | None = setting(None, aliases=("members",),
+                                   help="Members, comma-separated: cot, cot_fewshot, format:NAME, demos:N.")
+    train_size: int | None = setting(None, lo=1, hi=MAX_PROBLEMS, help="demos:* members: training problems.")
+    shots: int = setting(2, lo=1, hi=64, help="demos:* members: demonstrations per prompt.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parse_members(self.ensemble)
+
+
+OPTIONS = EnsembleOptions
+
+
 def run(ctx: MethodContext) -> dict[str, Any]:
     """``rationales run --method ensemble``: vote across prompts x samples vs one prompt."""
 
     t0 = time.time()
     stats = GenerationStats()
-    members = parse_members(ctx.options.get("ensemble") or ctx.options.get("members"))
+    o = EnsembleOptions.from_options(ctx.options)
+    members = parse_members(o.ensemble)
     counts = split_samples(ctx.samples, len(members))
     problems = list(ctx.problems)
     demo_sets: dict[str, list[dict[str, str]]] = {}
@@ -111,10 +132,9 @@ def run(ctx: MethodContext) -> dict[str, Any]:
     if any(m.startswith("demos:") for m in members):
         from .mistakes import split_problems
 
-        ts = ctx.options.get("train_size")
-        train, problems = split_problems(problems, int(ts) if ts not in (None, "") else None)
+        train, problems = split_problems(problems, o.train_size)
         pool = demonstration_pool(train, ctx, stats)
-        shots = int(ctx.options.get("shots", 2))
+        shots = o.shots
         if len(pool) < shots:
             raise RationalesError(f"demos:* members need {shots} training problems with a right rationale, found "
                                   f"{len(pool)}; raise train_size or --samples, or lower shots.")
@@ -149,9 +169,6 @@ def run(ctx: MethodContext) -> dict[str, Any]:
         **stats.as_dict(), "tokens": sum(r.tokens for rs in [*pooled, *single] for r in rs),
         "time_s": round(time.time() - t0, 2),
     }
-    from ...report.ensemble import write_report
-
-    summary["report"] = str(write_report(ctx.out, summary, problems, pooled))
-    return summary
+    return MethodResult("ensemble", summary, page="ensemble", records={"problems": problems, "pooled": pooled})
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from ...config import MAX_TOKENS, MethodOptions, setting
 from ...generate import GenerationStats
 from ...records import Rationale
 from ...score.faithfulness import score_faithfulness
 from ...select.vote import filtered_vote, majority_vote, strategy_row
-from . import option
+from ..results import MethodResult
+from . import MethodContext
 
 
 def _faithful(r: Rationale) -> bool:
@@ -21,19 +23,34 @@ def _consistent(r: Rationale) -> bool:
     return r.score("consistency") == 1.0
 
 
-def run(ctx: Any) -> dict[str, Any]:
+@dataclass
+class FaithfulnessOptions(MethodOptions):
+    """-O options of --method faithfulness (PINTO counterfactual probes)."""
+
+    uses_template: ClassVar[bool] = True
+    template: str | None = setting(None, help="CoT template (default: run's --template).")
+    mask_ratio: float = setting(0.3, lo=0.0, hi=1.0, lo_open=True, help="Share of rationale tokens masked.")
+    n_masks: int = setting(2, lo=1, hi=64, help="Masked copies per rationale.")
+    numbers: bool = setting(True, help="Also probe with the rationale's numbers replaced.")
+    probe_max_tokens: int = setting(48, lo=1, hi=MAX_TOKENS, help="Max new tokens of a probe answer.")
+
+
+OPTIONS = FaithfulnessOptions
+
+
+def run(ctx: MethodContext) -> MethodResult:
     """``rationales run --method faithfulness``: sample CoT rationales, probe each with
     counterfactual perturbations, check answer-rationale consistency, and compare the vote over
     all samples with votes over faithful-only and consistent-only samples."""
 
-    opts = ctx.options
-    specs = ctx.cot_specs(option(opts, "template", "cot"))
+    o = FaithfulnessOptions.from_options(ctx.options)
+    specs = ctx.cot_specs(o.template or ctx.template)
     samples, stats = ctx.sample(specs)
     problems = [s.problem for s in specs]
     probe_stats = GenerationStats()
-    probes = score_faithfulness(ctx.backend, ctx.store, problems, samples, ratio=option(opts, "mask_ratio", 0.3),
-                                n_masks=option(opts, "n_masks", 2), numbers=option(opts, "numbers", True),
-                                seed=ctx.seed, max_tokens=option(opts, "probe_max_tokens", 48), stats=probe_stats)
+    probes = score_faithfulness(ctx.backend, ctx.store, problems, samples, ratio=o.mask_ratio,
+                                n_masks=o.n_masks, numbers=o.numbers,
+                                seed=ctx.seed, max_tokens=o.probe_max_tokens, stats=probe_stats)
     flat = [r for rs in samples for r in rs]
     faith = [r.score("faithfulness") for r in flat]
     faith = [v for v in faith if v is not None]
@@ -74,7 +91,4 @@ def run(ctx: Any) -> dict[str, Any]:
         "probe_tokens_new": probe_stats.tokens_new,
         **stats.as_dict(),
     }
-    from ...report.faithfulness import write_report
-
-    summary["report"] = str(write_report(Path(ctx.out), summary, problems, samples, ctx.store))
-    return summary
+    return MethodResult("faithfulness", summary, page="faithfulness", records={"problems": problems, "samples": samples, "store": ctx.store})

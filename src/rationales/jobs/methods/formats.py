@@ -29,9 +29,11 @@ Options (``ctx.options``): ``format`` (one name or a comma list; default all fiv
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any
 
+from ...config import MAX_TOKENS, MethodOptions, setting
 from ...backends.base import Backend
 from ...errors import RationalesError, UnknownNameError
 from ...generate import GenerationStats, SampleSpec, generate
@@ -41,6 +43,7 @@ from ...select.vote import Selection, strategy_row
 from ...store import Store
 from ...answers import check_answer, extract_answer
 from . import MethodContext
+from ..results import MethodResult
 
 #: name -> one-line description (the template is ``format_<name>.j2``)
 FORMATS: dict[str, str] = {
@@ -148,25 +151,34 @@ def run_formats(problems: Sequence[Problem], backend: Backend, store: Store, *,
     return by_format
 
 
-def _bool(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off")
-    return bool(value)
+@dataclass
+class FormatsOptions(MethodOptions):
+    """-O options of --method formats."""
+
+    format: str | None = setting(None, aliases=("formats",), help="One format or a comma list (default: all five).")
+    decomposed: bool = setting(True, help="Answer from the rationale alone (decomposed QA).")
+    answer_max_tokens: int = setting(48, lo=1, hi=MAX_TOKENS, help="Max new tokens of the answer call.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parse_formats(self.format)
+
+
+OPTIONS = FormatsOptions
 
 
 def run(ctx: MethodContext) -> dict[str, Any]:
     """``rationales run --method formats``: accuracy per rationale format (decomposed QA)."""
 
     t0 = time.time()
-    fmts = parse_formats(ctx.options.get("format") or ctx.options.get("formats"))
-    decomposed = _bool(ctx.options.get("decomposed"), True)
+    o = FormatsOptions.from_options(ctx.options)
+    fmts = parse_formats(o.format)
+    decomposed = o.decomposed
     stats = GenerationStats()
     problems = list(ctx.problems)
     by_format = run_formats(problems, ctx.backend, ctx.store, formats=fmts, decomposed=decomposed,
                             max_tokens=ctx.max_tokens,
-                            answer_max_tokens=int(ctx.options.get("answer_max_tokens", 48)),
+                            answer_max_tokens=o.answer_max_tokens,
                             stats=stats, on_progress=ctx.on_progress)
     strategies: dict[str, dict[str, Any]] = {}
     agree: dict[str, float] = {}
@@ -185,9 +197,6 @@ def run(ctx: MethodContext) -> dict[str, Any]:
         "answer_agrees_with_rationale": agree, **stats.as_dict(),
         "tokens": sum(s["tokens"] for s in strategies.values()), "time_s": round(time.time() - t0, 2),
     }
-    from ...report.formats import write_report
-
-    summary["report"] = str(write_report(ctx.out, summary, problems, by_format))
-    return summary
+    return MethodResult("formats", summary, page="formats", records={"problems": problems, "by_format": by_format})
 
 

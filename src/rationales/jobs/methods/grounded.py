@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from ...config import MAX_SAMPLES, MethodOptions, setting
 from ...generate import GenerationStats
 from ...select.grounded import grounded_trees, sibling_pairs
+from ..results import MethodResult
+from . import MethodContext
 
 
-def run(ctx: Any) -> dict[str, Any]:
+@dataclass
+class GroundedOptions(MethodOptions):
+    """-O options of --method grounded (GroundedPRM MCTS, Zhang et al. 2025)."""
+
+    uses_template: ClassVar[bool] = True
+    rollouts: int | None = setting(None, lo=1, hi=MAX_SAMPLES, help="MCTS rollouts per problem (default: -n).")
+    children: int = setting(3, lo=1, hi=16, help="Children per expansion.")
+    c: float = setting(1.414, lo=0.0, hi=100.0, help="UCT exploration constant.")
+    max_depth: int = setting(7, lo=1, hi=64, help="Depth limit in steps.")
+    gamma: float = setting(0.9, lo=0.0, hi=1.0, help="Discount of backed-up values.")
+    rel_tol: float = setting(1e-6, lo=0.0, hi=1.0, help="Relative tolerance of the tool check.")
+
+
+OPTIONS = GroundedOptions
+
+
+def run(ctx: MethodContext) -> MethodResult:
     """``rationales run TASK --method grounded [-n ROLLOUTS]``: build a GroundedPRM tree per
     problem (``-n`` = rollouts, default 8; ``ctx.options`` may set children, max_depth, gamma,
     c, rel_tol), store the step-labelled paths and trees, and write ``grounded.html``.
@@ -18,14 +37,12 @@ def run(ctx: Any) -> dict[str, Any]:
     the gold answer in their reward, so no "best path" accuracy is reported: it would leak it)."""
     from ...select.vote import Selection, strategy_row
 
-    opts = ctx.options or {}
+    o = GroundedOptions.from_options(ctx.options)
     stats = GenerationStats()
-    rollouts = max(1, int(opts.get("rollouts", ctx.samples)))
-    trees = grounded_trees(ctx.problems, ctx.backend, ctx.store, rollouts=rollouts,
-                           children=int(opts.get("children", 3)), c=float(opts.get("c", 1.414)),
-                           max_depth=int(opts.get("max_depth", 7)), gamma=float(opts.get("gamma", 0.9)),
+    trees = grounded_trees(ctx.problems, ctx.backend, ctx.store, rollouts=o.rollouts or ctx.samples,
+                           children=o.children, c=o.c, max_depth=o.max_depth, gamma=o.gamma,
                            temperature=ctx.temperature if ctx.temperature > 0 else 0.7,
-                           rollout_tokens=ctx.max_tokens, seed=ctx.seed, rel_tol=float(opts.get("rel_tol", 1e-6)),
+                           rollout_tokens=ctx.max_tokens, seed=ctx.seed, rel_tol=o.rel_tol, template=ctx.template,
                            stats=stats)
     paths = [r for t in trees for r in t.rationales]
     path_sels = [Selection(r.problem_id, r.answer, r.correct, None, r.tokens, r.id, strategy="grounded path")
@@ -43,7 +60,4 @@ def run(ctx: Any) -> dict[str, Any]:
         "steps_mc_positive": sum(1 for s in steps if s.verdict("mc") == 1),
         "sibling_pairs": len(pairs),
     }
-    from ...report.grounded import _write_report
-
-    summary["report"] = str(_write_report(Path(ctx.out), summary, trees))
-    return summary
+    return MethodResult("grounded", summary, page="grounded", records={"trees": trees})

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ...config import MAX_PROBLEMS, MAX_SAMPLES, MAX_TOKENS, MethodOptions, setting
 from ...backends.base import Backend
 from ...errors import RationalesError, UnknownNameError
 from ...generate import GenerationStats, SampleSpec, cot_specs, generate
@@ -52,6 +53,7 @@ from ...select.vote import greedy, majority_vote, strategy_row
 from ...store import Store
 from . import MethodContext
 from .formats import CHUNK
+from ..results import MethodResult
 
 SELECTIONS = ("random", "similar", "contrastive")
 VARIANTS = ("cot", "mistakes", "cot_plus")
@@ -63,58 +65,32 @@ EMBED_INSTALL = "pip install 'rationales[embed]'"
 # ---------------------------------------------------------------- configuration
 
 @dataclass
-class MistakesConfig:
-    """Settings of the mistakes / CoT+ comparison (``ctx.options`` keys of the same names)."""
+class MistakesConfig(MethodOptions):
+    """Settings of the mistakes / CoT+ comparison (the ``-O`` options of the same names)."""
 
-    variants: tuple[str, ...] = ("cot", "mistakes")
-    train_size: int | None = None  # None: the first half of the problems
-    shots: int = 3
-    selection: str = "random"
-    show: str = "answers"
-    explain: str = "model"
-    train_samples: int | None = None  # None: ctx.samples
-    vote: int = 0  # extra sampled rationales per held-out problem and variant (0: greedy only)
-    explain_max_tokens: int = 200
-
-    def __post_init__(self) -> None:
-        for v in self.variants:
-            if v not in VARIANTS:
-                raise UnknownNameError("mistakes variant", v, VARIANTS)
-        if self.selection not in SELECTIONS:
-            raise UnknownNameError("demonstration selection", self.selection, SELECTIONS)
-        if self.show not in SHOW:
-            raise UnknownNameError("demonstration display", self.show, SHOW)
-        if self.explain not in EXPLAIN:
-            raise UnknownNameError("CoT+ explanation source", self.explain, EXPLAIN)
-        if self.shots < 1:
-            raise RationalesError(f"shots must be at least 1 (got {self.shots}).")
+    variants: tuple[str, ...] = setting(("cot", "mistakes"), choices=VARIANTS, what="mistakes variant",
+                                        help="Variants compared.")
+    train_size: int | None = setting(None, lo=1, hi=MAX_PROBLEMS, help="Training problems (default: half).")
+    shots: int = setting(3, lo=1, hi=64, help="Demonstrations per prompt.")
+    selection: str = setting("random", choices=SELECTIONS, what="demonstration selection",
+                             help="How demonstrations are chosen.")
+    show: str = setting("answers", choices=SHOW, what="demonstration display",
+                        help="What a demonstration shows.")
+    explain: str = setting("model", choices=EXPLAIN, what="CoT+ explanation source",
+                           help="CoT+: who explains the mistake.")
+    train_samples: int | None = setting(None, lo=1, hi=MAX_SAMPLES, help="Samples per training problem (default: -n).")
+    vote: int = setting(0, lo=0, hi=MAX_SAMPLES,
+                        help="Extra sampled rationales per held-out problem and variant (0: greedy only).")
+    explain_max_tokens: int = setting(200, lo=1, hi=MAX_TOKENS, help="Max new tokens of an explanation.")
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], variants: Sequence[str]) -> "MistakesConfig":
-        def opt_int(key: str) -> int | None:
-            value = options.get(key)
-            if value is None or value == "":
-                return None
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                raise RationalesError(f"Option {key} must be a whole number (got {value!r}).") from None
+    def from_options(cls, options: Any, variants: Sequence[str] | None = None, /, **given: Any) -> "MistakesConfig":
+        if variants is not None:
+            given.setdefault("variants", tuple(variants))
+        return super().from_options(options, **given)
 
-        raw_variants = options.get("variants")
-        if isinstance(raw_variants, str):
-            variants = [v.strip() for v in raw_variants.split(",") if v.strip()]
-        elif raw_variants:
-            variants = list(raw_variants)
-        kwargs: dict[str, Any] = {"variants": tuple(variants)}
-        for key in ("train_size", "train_samples"):
-            kwargs[key] = opt_int(key)
-        for key in ("shots", "vote", "explain_max_tokens"):
-            if opt_int(key) is not None:
-                kwargs[key] = opt_int(key)
-        for key in ("selection", "show", "explain"):
-            if options.get(key):
-                kwargs[key] = str(options[key])
-        return cls(**kwargs)
+
+OPTIONS = MistakesConfig
 
 
 # ---------------------------------------------------------------- data
@@ -345,10 +321,7 @@ def compare(ctx: MethodContext, cfg: MistakesConfig) -> dict[str, Any]:
         "tokens": sum(s["tokens"] for s in strategies.values()), "time_s": round(time.time() - t0, 2),
     }
     example = {v: specs[j * h * (2 if cfg.vote > 0 else 1)].prompt.messages for j, v in enumerate(cfg.variants)} if h else {}
-    from ...report.mistakes import write_report
-
-    summary["report"] = str(write_report(ctx.out, summary, heldout, by_variant, example))
-    return summary
+    return MethodResult("mistakes", summary, page="mistakes", records={"heldout": heldout, "by_variant": by_variant, "example": example})
 
 
 def run(ctx: MethodContext) -> dict[str, Any]:

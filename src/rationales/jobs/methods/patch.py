@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...config import MAX_TOKENS, MethodOptions, setting
 from ...backends.base import Backend
 from ...errors import RationalesError, UnknownNameError
 from ...generate import GenerationStats, SampleSpec, generate
@@ -44,6 +45,7 @@ from ...select.vote import strategy_row
 from ...store import Store
 from . import MethodContext
 from .formats import CHUNK, FORMATS, answer_from_rationales, decomposed_selection, parse_formats, run_formats
+from ..results import MethodResult
 
 FEEDBACK_SOURCES = ("model", "gold", "wrong")
 PATCH_METHOD = "patch"
@@ -218,6 +220,23 @@ def success_by_format(results: Sequence[PatchResult]) -> dict[str, dict[str, Any
     return table
 
 
+@dataclass
+class PatchOptions(MethodOptions):
+    """-O options of --method patch."""
+
+    format: str | None = setting(None, aliases=("formats",), help="One format or a comma list (default: all five).")
+    answer_max_tokens: int = setting(48, lo=1, hi=MAX_TOKENS, help="Max new tokens of the answer call.")
+    feedback: str = setting("model", choices=FEEDBACK_SOURCES, what="feedback source", help="Who writes the feedback.")
+    feedback_file: str | None = setting(None, help="A feedback JSONL file instead (rationale_id, feedback).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parse_formats(self.format)
+
+
+OPTIONS = PatchOptions
+
+
 def run(ctx: MethodContext) -> dict[str, Any]:
     """``rationales run --method patch``: rationales in each format (decomposed), feedback on
     the wrong ones, patches, and the patch success rate per format."""
@@ -225,17 +244,18 @@ def run(ctx: MethodContext) -> dict[str, Any]:
     t0 = time.time()
     stats = GenerationStats()
     problems = list(ctx.problems)
-    fmts = parse_formats(ctx.options.get("format") or ctx.options.get("formats"))
-    amt = int(ctx.options.get("answer_max_tokens", 48))
+    o = PatchOptions.from_options(ctx.options)
+    fmts = parse_formats(o.format)
+    amt = o.answer_max_tokens
     by_format = run_formats(problems, ctx.backend, ctx.store, formats=fmts, max_tokens=ctx.max_tokens,
                             answer_max_tokens=amt, stats=stats, on_progress=ctx.on_progress)
     by_id = {p.id: p for p in problems}
     wrong = [(by_id[r.problem_id], r) for fmt in fmts for r in by_format[fmt] if r.correct is False]
-    if ctx.options.get("feedback_file"):
-        source = str(ctx.options["feedback_file"])
+    if o.feedback_file:
+        source = o.feedback_file
         triples = resolve_items(read_feedback_jsonl(source), ctx.store, source)
     else:
-        source = str(ctx.options.get("feedback", "model"))
+        source = o.feedback
         items = make_feedback(wrong, source, ctx.backend, ctx.store, stats=stats)
         triples = [(r, p, item) for (p, r), item in zip(wrong, items)]
     results = patch_rationales(triples, ctx.backend, ctx.store, max_tokens=ctx.max_tokens,
@@ -258,10 +278,7 @@ def run(ctx: MethodContext) -> dict[str, Any]:
         + (success.get("all", {}).get("patch_tokens", 0)),
         "time_s": round(time.time() - t0, 2),
     }
-    from ...report.patch import write_report
-
-    summary["report"] = str(write_report(ctx.out, summary, results, ctx.store))
-    return summary
+    return MethodResult("patch", summary, page="patch", records={"results": results, "store": ctx.store})
 
 
 def success_table_rows(success: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:

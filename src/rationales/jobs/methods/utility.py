@@ -2,30 +2,46 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from ...config import MethodOptions, setting
 from ...score.utility import ANSWER_TEMPLATE, AnswerScorer, score_utility, utility_stats
 from ...select.vote import majority_vote, strategy_row, utility_vote
-from . import option
+from ..results import MethodResult
+from . import MethodContext
 
 
-def run(ctx: Any) -> dict[str, Any]:
+@dataclass
+class UtilityOptions(MethodOptions):
+    """-O options of --method utility (Chen et al. 2024 reasoning utility)."""
+
+    uses_template: ClassVar[bool] = True
+    template: str | None = setting(None, help="CoT template (default: run's --template).")
+    answer_template: str = setting(ANSWER_TEMPLATE, help="How the answer is written after the rationale.")
+    per_step: bool = setting(True, help="Also score the utility after each step.")
+    weight_scale: float = setting(1.0, lo=0.0, hi=1000.0, help="Scale of the utility weights in the vote.")
+
+
+OPTIONS = UtilityOptions
+
+
+def run(ctx: MethodContext) -> MethodResult:
     """``rationales run --method utility``: sample CoT rationales, score their utility for the
     gold answer (per step) and for their own answer, compare correct vs wrong rationales and
     a utility-weighted vote with the plain vote."""
 
-    opts = ctx.options
-    template = option(opts, "template", "cot")
-    scorer = AnswerScorer(ctx.backend, option(opts, "answer_template", ANSWER_TEMPLATE))
+    o = UtilityOptions.from_options(ctx.options)
+    template = o.template or ctx.template
+    scorer = AnswerScorer(ctx.backend, o.answer_template)
     specs = ctx.cot_specs(template)
     samples, stats = ctx.sample(specs)
     for spec, rs in zip(specs, samples):
-        score_utility(ctx.backend, spec.problem, rs, spec.prompt, per_step=option(opts, "per_step", True),
+        score_utility(ctx.backend, spec.problem, rs, spec.prompt, per_step=o.per_step,
                       scorer=scorer)
         ctx.store.put_rationales(rs)
     problems = [s.problem for s in specs]
-    scale = option(opts, "weight_scale", 1.0)
+    scale = o.weight_scale
     n = ctx.samples
     strategies = {
         "sample@1": strategy_row([majority_vote(p, rs[:1]) for p, rs in zip(problems, samples)]),
@@ -48,7 +64,4 @@ def run(ctx: Any) -> dict[str, Any]:
     summary["utility_mean_correct"] = summary["utility"]["mean_correct"]
     summary["utility_mean_wrong"] = summary["utility"]["mean_wrong"]
     summary["utility_auroc"] = summary["utility"]["auroc"]
-    from ...report.utility import write_report
-
-    summary["report"] = str(write_report(Path(ctx.out), summary, problems, samples))
-    return summary
+    return MethodResult("utility", summary, page="utility", records={"problems": problems, "samples": samples})

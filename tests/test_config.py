@@ -1,0 +1,248 @@
+"""One config system: the CLI flags are derived from (and checked against) the job configs,
+every option of `run` reaches `run --method`, and bad values are one-line errors before
+anything is written (issue 9 items 3/4/8, issue 10 item 3)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rationales.cli import main
+from rationales.cli.compare import compare_cmd
+from rationales.cli.core import run_cmd
+from rationales.cli.verify import processbench_cmd, verify_cmd
+from rationales.config import ANSWER_TYPES, Config, ConfigError, MethodOptions, SamplingConfig, TaskConfig
+from rationales.errors import RationalesError
+from rationales.jobs.compare import CompareConfig
+from rationales.jobs.methods import METHODS, check_method, method_options
+from rationales.jobs.processbench import ProcessBenchConfig
+from rationales.jobs.run import RunConfig
+from rationales.jobs.verify import VerifyConfig
+
+#: command -> (its config, CLI parameters that fill a field of another name, CLI-only parameters)
+COMMANDS = {
+    "run": (run_cmd, RunConfig, {"backend_opt": "backend_options", "method_opt": "method_options"}),
+    "compare": (compare_cmd, CompareConfig, {"backend_opt": "backend_options", "budget": "budgets",
+                                             "budgets": "budgets"}),
+    "verify": (verify_cmd, VerifyConfig, {}),
+    "processbench": (processbench_cmd, ProcessBenchConfig, {}),
+}
+CLI_ONLY = {"json_out"}
+#: defaults given as the CLI's text form of the config default
+TEXT_DEFAULTS = {("compare", "strategies"), ("compare", "budget"), ("compare", "budgets"), ("verify", "checkers")}
+
+
+def field_default(cls, name):
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_flag_fills_a_config_field_with_the_same_default(command):
+    fn, cls, renamed = COMMANDS[command]
+    names = {f.name for f in dataclasses.fields(cls)}
+    for p in inspect.signature(fn).parameters.values():
+        if p.name in CLI_ONLY:
+            continue
+        target = renamed.get(p.name, p.name)
+        assert target in names, f"`{command}` shows --{p.name} but {cls.__name__} has no field for it"
+        default = getattr(p.default, "default", p.default)
+        if (command, p.name) in TEXT_DEFAULTS or target in ("backend_options", "method_options"):
+            continue
+        assert default == field_default(cls, target), f"`{command} --{p.name}` default differs from the config"
+
+
+def test_the_cli_passes_every_flag_into_the_config(monkeypatch, tmp_path):
+    """Each command builds its config from all of its flags: a flag dropped on the way fails."""
+    import rationales.cli.core as core
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(cfg, json_out):
+        seen["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr(core, "_run_method", capture)
+    values = dict(task="t.jsonl", backend="fake", model="m.json", samples=3, limit=2, size=7, seed=5,
+                  temperature=0.3, top_p=0.5, max_tokens=99, template="cot_fewshot", method="utility",
+                  store=str(tmp_path / "s.sqlite"), out=str(tmp_path / "o"), base_url="http://x",
+                  backend_opt=["delay=0"], method_opt=["per_step=false"], question_col="q", answer_col="a",
+                  context_col="c", answer_type="number", json_out=True)
+    assert set(values) == set(inspect.signature(run_cmd).parameters)
+    with pytest.raises(Stop):
+        run_cmd(**values)
+    cfg = seen["cfg"]
+    for name, value in values.items():
+        if name in ("json_out", "backend_opt", "method_opt"):
+            continue
+        assert getattr(cfg, name) == value, name
+    assert cfg.backend_options == {"delay": 0} and cfg.method_options == {"per_step": "false"}
+
+
+def test_run_method_context_gets_every_run_option(monkeypatch, tmp_path):
+    """`run --method` honours --top-p, --template, and every other option `run` shows."""
+    import rationales.cli.core as core
+    import rationales.jobs.methods as methods
+    import rationales.tasks as tasks
+
+    seen: dict = {}
+    real_load_task = tasks.load_task
+
+    class Stop(Exception):
+        pass
+
+    def fake_load_task(spec, **kw):
+        seen["task"] = (spec, kw)
+        return real_load_task("demo", limit=2)
+
+    def fake_backend(name, model, base_url=None, /, **opts):
+        seen["backend"] = (name, model, base_url, opts)
+        from rationales.backends.fake import FakeBackend
+
+        return FakeBackend()
+
+    def fake_run_method(name, ctx):
+        seen["ctx"] = ctx
+        raise Stop
+
+    monkeypatch.setattr(tasks, "load_task", fake_load_task)
+    monkeypatch.setattr(core, "make_backend", fake_backend)
+    monkeypatch.setattr(methods, "run_method", fake_run_method)
+    with pytest.raises(Stop):
+        run_cmd(task="t.jsonl", backend="fake", model="m.json", samples=3, limit=2, size=7, seed=5, temperature=0.3,
+                top_p=0.5, max_tokens=99, template="cot_fewshot", method="utility", store=str(tmp_path / "s.sqlite"),
+                out=str(tmp_path / "o"), base_url="http://x", backend_opt=["delay=0"], method_opt=["per_step=false"],
+                question_col="q", answer_col="a", context_col="c", answer_type="number", json_out=True)
+    ctx = seen["ctx"]
+    assert (ctx.samples, ctx.seed, ctx.size, ctx.temperature, ctx.top_p, ctx.max_tokens, ctx.template) == \
+        (3, 5, 7, 0.3, 0.5, 99, "cot_fewshot")
+    assert ctx.task == "t.jsonl" and str(ctx.out) == str(tmp_path / "o") and ctx.options == {"per_step": "false"}
+    assert seen["task"] == ("t.jsonl", {"size": 7, "seed": 5, "limit": 2, "question_col": "q", "answer_col": "a",
+                                        "answer_type": "number", "context_col": "c"})
+    assert seen["backend"] == ("fake", "m.json", "http://x", {"delay": 0})
+    assert ctx.cot_specs()[0].prompt.template == "cot_fewshot"
+
+
+def test_run_method_top_p_reaches_the_stored_samples(tmp_path, capsys):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"*": ["1 + 1 = 2. The answer is 2."]}))
+    code = main(["run", "demo", "--method", "calibration", "--backend", "fake", "--model", str(script), "-n", "2",
+                 "-k", "1", "--top-p", "0.5", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"),
+                 "-O", "verbal=false", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    from rationales.store import Store
+
+    with Store(tmp_path / "s.sqlite") as st:
+        sampled = [r for r in st.rationales(method="cot") if r.sampling.temperature > 0]
+    assert sampled and all(r.sampling.top_p == 0.5 for r in sampled)
+
+
+def test_template_on_a_method_that_writes_its_own_prompts_is_an_error():
+    with pytest.raises(ConfigError, match="--template does not apply to --method formats"):
+        check_method("formats", {}, template="cot_fewshot")
+    check_method("utility", {}, template="cot_fewshot")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "demo", "--temperature", "inf"], "--temperature must be a finite number"),
+    (["run", "demo", "--temperature", "nan"], "--temperature must be a finite number"),
+    (["run", "demo", "--samples", "1000000000"], "--samples must be at most 1024"),
+    (["run", "demo", "--size", "1000000000"], "--size must be at most 100000"),
+    (["run", "demo", "--limit", "1000000000"], "--limit must be at most 100000"),
+    (["run", "demo", "--max-tokens", "0"], "--max-tokens must be at least 1"),
+    (["run", "demo", "--top-p", "1.5"], "--top-p must be at most 1.0"),
+    (["run", "demo", "--answer-type", "bogus"], "Unknown answer type 'bogus'"),
+    (["run", "demo", "--method", "utility", "-O", "bogus=1"], "Unknown option -O bogus for"),
+    (["run", "demo", "--method", "brevity", "-O", "answer_max_tokens=abc"], "-O answer_max_tokens must be a whole"),
+    (["run", "demo", "--method", "faithfulness", "-O", "mask_ratio=nan"], "-O mask_ratio must be a finite number"),
+    (["run", "demo", "--method", "nope"], "Unknown method 'nope'"),
+    (["run", "demo", "-O", "x=1"], "--method-opt applies to run --method NAME only"),
+    (["compare", "demo", "--budget", "1e12"], "over the limit of 1000000 tokens"),
+    (["compare", "demo", "--budget", "1000000000000"], "over the limit of 1000000 tokens"),
+    (["compare", "demo", "--temperature", "inf"], "--temperature must be a finite number"),
+    (["compare", "demo", "--max-steps", "100000"], "--max-steps must be at most 256"),
+    (["processbench", "--build", "10000000"], "--build must be at most 100000"),
+    (["processbench", "--build", "5", "--detector", "oracle"], "Unknown step detector 'oracle'"),
+    (["verify", "--mc-samples", "100000"], "--mc-samples must be at most 1024"),
+    (["verify", "--checkers", "tool,pmr"], "Unknown checker 'pmr'"),
+])
+def test_bad_options_are_one_line_errors_before_anything_is_written(tmp_path, capsys, args, message):
+    store = tmp_path / "s.sqlite"
+    extra = ["--store", str(store)] if args[0] != "processbench" else []
+    code = main([*args, "--backend", "fake", *extra])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not store.exists() and not (tmp_path / "rationales-out").exists()
+
+
+def test_sampling_config_bounds_and_types():
+    assert SamplingConfig().temperature == 0.7
+    for bad in (dict(temperature=math.inf), dict(temperature=-0.1), dict(top_p=-1), dict(max_tokens=1.5),
+                dict(seed=2 ** 70), dict(temperature="hot")):
+        with pytest.raises(ConfigError):
+            SamplingConfig(**bad)
+    assert TaskConfig(answer_type="math").task_options()["answer_type"] == "math"
+
+
+def test_answer_types_match_the_file_loader():
+    from rationales.tasks.files import ANSWER_TYPES as LOADER_TYPES
+
+    assert tuple(ANSWER_TYPES) == tuple(LOADER_TYPES)
+
+
+def test_every_method_declares_typed_options():
+    for name in METHODS.names():
+        cls = method_options(name)
+        assert issubclass(cls, MethodOptions) and cls is not MethodOptions, name
+        cls.from_options({})  # the defaults are valid
+
+
+@dataclasses.dataclass
+class _Opts(MethodOptions):
+    """test options."""
+
+    n: int = dataclasses.field(default=3, metadata={"lo": 1, "hi": 10})
+    x: float = dataclasses.field(default=0.5, metadata={"lo": 0.0, "hi": 1.0})
+    on: bool = dataclasses.field(default=True, metadata={"help": "a flag"})
+    name: str | None = dataclasses.field(default=None, metadata={"help": "a name"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["n", "x", "on", "name", "bogus", ""]),
+                       st.one_of(st.text(max_size=60), st.integers(), st.floats(allow_nan=True), st.booleans(),
+                                 st.none()), max_size=4))
+def test_option_parsing_never_raises_anything_but_a_clean_error(options):
+    """-O values are user text: any of them ends in a valid config or a one-line RationalesError,
+    the same way twice."""
+    def attempt():
+        try:
+            return _Opts.from_options(options)
+        except RationalesError as e:
+            assert "\n" not in str(e)
+            return str(e)
+
+    first = attempt()
+    assert first == attempt()
+    if isinstance(first, _Opts):
+        assert 1 <= first.n <= 10 and 0.0 <= first.x <= 1.0 and isinstance(first.on, bool)
+
+
+def test_config_base_validates_subclass_fields_on_construction():
+    @dataclasses.dataclass
+    class Job(Config):
+        k: int = dataclasses.field(default=1, metadata={"lo": 1, "hi": 5})
+
+    assert Job(k=5).k == 5
+    with pytest.raises(ConfigError, match="--k must be at most 5"):
+        Job(k=6)
