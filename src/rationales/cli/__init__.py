@@ -15,7 +15,13 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ["core", "compare", "verify", "methods", "patch", "train", "review", "judge"]
+#: the command modules; each must exist and define ``register(app)`` (a missing one is a bug,
+#: reported, never skipped). ``rationales methods`` lives in core.
+COMMAND_MODULES = ["core", "compare", "verify", "patch", "train", "review", "judge"]
+
+
+class CommandModuleError(ImportError):
+    """A module named in COMMAND_MODULES that does not exist or has no ``register``."""
 
 
 def build_app() -> typer.Typer:
@@ -27,9 +33,13 @@ def build_app() -> typer.Typer:
             module = importlib.import_module(f"rationales.cli.{name}")
         except ModuleNotFoundError as e:
             if e.name == f"rationales.cli.{name}":
-                continue
+                raise CommandModuleError(f"COMMAND_MODULES names rationales.cli.{name}, which does not exist; "
+                                         "add the module or remove the name.") from e
             raise
-        module.register(app)
+        register = getattr(module, "register", None)
+        if not callable(register):
+            raise CommandModuleError(f"rationales.cli.{name} has no register(app) function.")
+        register(app)
     return app
 
 
