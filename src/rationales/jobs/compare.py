@@ -58,7 +58,10 @@ STRATEGIES: dict[str, str] = {
     "step_search": "PRM-guided greedy step search: n candidate steps, keep the best (GroundedPRM)",
     "beam": "step beam search scored by the PRM (deductive beam search, Zhu et al., 2024)",
     "mcts": "MCTS over steps valued by the PRM",
+    "judge_vote": "vote weighted by the model's own judge score (rationale, then 1-5; jobs/judge.py)",
+    "judge_best_of_n": "the sample the model's own judge scores highest (its judgment tokens count)",
 }
+JUDGE_MAX_TOKENS = 192  #: judge_vote / judge_best_of_n: max tokens of one judgment
 DEFAULT_STRATEGIES = ("greedy", "vote", "tool_vote", "adaptive", "best_of_n", "step_search")
 PRM_STRATEGIES = {"weighted_vote", "best_of_n", "step_search", "beam", "mcts"}
 #: step scorers for ``--prm`` (verify/scorers.py; ``prm`` is accepted as the old name of ``llm``)
@@ -204,6 +207,8 @@ def plan(strategy: str, budget: int, est: Estimate, children: int = 3) -> dict[s
         return {}
     if strategy in ("vote", "weighted_vote", "tool_vote", "best_of_n"):
         return {"n": k}
+    if strategy in ("judge_vote", "judge_best_of_n"):  # each sample also costs one judgment (~ a sample, capped)
+        return {"n": max(1, int(budget // (t + min(t, JUDGE_MAX_TOKENS))))}
     if strategy == "adaptive":
         return {"max_samples": k}
     if strategy == "step_search":
@@ -268,6 +273,12 @@ def run_strategy(name: str, params: dict[str, int], problems: Sequence[Problem],
                                     max_samples=params["max_samples"], threshold=c.threshold, template=c.template,
                                     temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, seed=c.seed,
                                     stats=ctx.stats)
+    if name in ("judge_vote", "judge_best_of_n"):
+        from ..verify.judge import AbsoluteJudge, JudgeConfig
+        from .judge import judge_selections
+
+        judge = AbsoluteJudge(ctx.backend, "correctness", JudgeConfig(max_tokens=JUDGE_MAX_TOKENS), store=ctx.store)
+        return judge_selections(name, list(problems), ctx.samples(problems, params["n"]), judge, ctx.store)
     if name in ("vote", "tool_vote", "weighted_vote", "best_of_n"):
         samples = ctx.samples(problems, params["n"])
         if name == "vote":
