@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -60,14 +61,17 @@ def _llama_parse(text: str) -> str | None:
     import llama_cpp
 
     logged = io.StringIO()
+    log = logging.getLogger("llama-cpp-python")  # its log callback prints what this logger's level lets through
     with _lock, tempfile.TemporaryFile(mode="w+b") as err:
-        saved = os.dup(2)
+        saved, level = os.dup(2), log.level
         try:  # the parser writes to stderr itself; the rest goes through llama-cpp-python's log callback
             sys.stderr.flush()
             os.dup2(err.fileno(), 2)
+            log.setLevel(logging.DEBUG)
             with contextlib.redirect_stderr(logged):
                 ptr = llama_cpp.llama_sampler_init_grammar(None, text.encode("utf-8"), b"root")
         finally:
+            log.setLevel(level)
             os.dup2(saved, 2)
             os.close(saved)
         if ptr:
