@@ -38,6 +38,7 @@ def _err(tmp_path: Path, data: bytes) -> str:
     (b'{"a": ["ok", {"x": 1}]}', '["a"][1] = {"x": 1}, not a string'),
     (b'\xff\xfe{"a": ["x"]}', "is not UTF-8 text"),
     (b'{"a": ["caf\xe9"]}', "is not UTF-8 text"),
+    (b'{"a": ["\\ud800"]}', "with a lone surrogate"),
 ])
 def test_malformed_script_files(tmp_path: Path, data: bytes, says: str) -> None:
     assert says in _err(tmp_path, data)

@@ -51,12 +51,16 @@ def _script_error(source: str, problem: str) -> BackendError:
 
 def _outputs(value: Any, where: str, source: str) -> list[str]:
     if isinstance(value, str):
-        return [value]
+        value = [value]
     if not isinstance(value, list) or not value:
         raise _script_error(source, f"has {where} = {_short(value)}, not a non-empty list of strings")
     for k, item in enumerate(value):
         if not isinstance(item, str):
             raise _script_error(source, f"has {where}[{k}] = {_short(item)}, not a string")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _script_error(source, f"has {where}[{k}] with a lone surrogate (\\ud800-\\udfff), not text") from None
     return list(value)
 
 
