@@ -334,3 +334,27 @@ def test_step_mode_writes_judge_checks_and_compares_with_the_tool_check(store):
     assert [s.verdict("judge") for s in stored.steps] == [1, -1, -1]
     with pytest.raises(RationalesError, match="drop the file"):
         JudgeJobConfig(mode="step", file="x.jsonl")
+
+
+def test_compare_runs_the_judge_strategies_at_equal_budget(store):
+    from rationales.jobs.compare import CompareConfig, compare, plan, Estimate
+
+    ps = [Problem.make("What is 2+2?", "4", source="demo", answer_type="number"),
+          Problem.make("What is 3+3?", "6", source="demo", answer_type="number")]
+
+    def script(prompt, seed, index):
+        if "###Response to evaluate" in prompt:  # the judge: right answers get 5
+            resp = prompt.split("###Response to evaluate:\n")[1]
+            return "Feedback: right [RESULT] 5" if ("is 4." in resp or "is 6." in resp) else "Feedback: no [RESULT] 1"
+        right = "The answer is 4." if "2+2" in prompt else "The answer is 6."
+        return ["The answer is 5.", "The answer is 5.", right][seed % 3]
+
+    est = Estimate(tokens_per_sample=4.0, steps_per_sample=1.0, greedy_tokens=4.0)
+    assert plan("judge_vote", 24, est) == {"n": 3} and plan("vote", 24, est) == {"n": 6}  # a judgment per sample
+    cfg = CompareConfig(strategies=["vote", "judge_vote", "judge_best_of_n"], budgets=[24], out=str(store.path.parent))
+    res = compare(cfg, FakeBackend(script=script), store, ps)
+    rows = res.strategies
+    # the same 48 tokens each: 6 samples, or 3 samples + 3 judgments; the majority answer (5) is wrong, the
+    # judge finds the right sample where one was drawn (seeded, deterministic)
+    assert {k: (v["accuracy"], v["tokens"]) for k, v in rows.items()} == {
+        "vote": (0.0, 48), "judge_vote": (0.5, 48), "judge_best_of_n": (0.5, 48)}
