@@ -139,6 +139,20 @@ def test_next_and_previous_follow_the_filtered_list_and_survive_labelling(built)
         assert "not in the current filter (4 match)" in outside and f'href="/rationale/{ids[1]}?correct=no"' in outside
 
 
+def test_derived_records_are_listed_only_when_asked_for(built):
+    from rationales.records import Rationale
+
+    with Store(built["path"]) as s:
+        parent = s.get_rationale(built["rationales"][0])
+        s.put_rationale(Rationale(id="rollout1", problem_id=parent.problem_id, prompt_id="p", model="fake-model",
+                                  method="mc_rollout", parent_id=parent.id, text="rollout text", correct=False))
+    with client(built["path"]) as c:
+        assert "rollout1" not in c.get("/rationales").text and "8 rationales match" in c.get("/rationales").text
+        assert '<tr data-id="rollout1">' in c.get("/rationales", params={"internal": "1"}).text
+        only = c.get("/rationales", params={"method": "mc_rollout"}).text
+        assert '<tr data-id="rollout1">' in only and "1 rationale matches" in only
+
+
 def test_filters_parse_and_roundtrip():
     f = Filters.from_params({"correct": "no", "prm_min": "0", "disagree": "on", "q": " x ", "page": "2"})
     assert (f.correct, f.prm_min, f.disagree, f.q, f.page) == ("no", 0.0, True, "x", 2)

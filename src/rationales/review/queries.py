@@ -13,10 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..data.filters import INTERNAL_METHODS
 from ..errors import RationalesError
 from ..store import Store
 
 HUMAN = "human"
+# records derived from another one that a reader rarely wants in the list (shown with
+# ``internal=1`` or by naming the method); patches stay visible
+HIDDEN_METHODS = frozenset(INTERNAL_METHODS | {"feedback"})
 AUTO_KINDS = ("tool", "mc", "prm", "judge", "consensus")
 PAGE_SIZE = 50
 
@@ -41,6 +45,7 @@ class Filters:
     prm_min: float | None = None  # on the rationale's lowest PRM step reward
     prm_max: float | None = None
     q: str = ""  # text search in the rationale text, the question and the answer
+    internal: bool = False  # also the derived records (MC rollouts, search steps, probes, model feedback)
     problem_id: str = ""
     page: int = 0
 
@@ -66,7 +71,7 @@ class Filters:
                 if not math.isfinite(value):
                     raise FilterError(f"Filter {f.name}={raw!r} must be a finite number.")
                 kw[f.name] = value
-            elif f.name in ("disagree", "unlabelled"):
+            elif f.name in ("disagree", "unlabelled", "internal"):
                 kw[f.name] = raw.lower() in ("1", "true", "on", "yes")
             elif f.name == "page":
                 if not raw.isdigit():
@@ -126,6 +131,10 @@ def _where(f: Filters, user: str) -> tuple[str, dict[str, Any]]:
         if value:
             where.append(f"{col} = :{name}")
             args[name] = value
+    if not f.internal and not f.method:
+        hidden = sorted(HIDDEN_METHODS)
+        where.append(f"COALESCE(r.method, '') NOT IN ({', '.join(f':hidden{i}' for i in range(len(hidden)))})")
+        args.update({f"hidden{i}": m for i, m in enumerate(hidden)})
     if f.correct == "yes":
         where.append("r.correct = 1")
     elif f.correct == "no":
