@@ -264,7 +264,12 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
             js = judge.judge(test)
             store.put_blob(f"judge-train:{key}:eval:iter{k}:n{n}:{aggregate}", "judge_train_eval",
                            [j.as_dict() for j in js])
-            return _metrics(config, js, test)
+            m = _metrics(config, js, test)
+            say(f"held-out, judge of iteration {k}, n={n} {aggregate}: "
+                + ", ".join(f"{name} {m.get(name)}" for name in ("accuracy", "ci_low", "ci_high", "strict_accuracy",
+                                                                  "unparsed_rate", "position_bias", "pearson")
+                            if name in m))
+            return m
 
         say(f"evaluating the untrained judge on {len(test)} held-out items")
         t_it = time.time()
@@ -286,6 +291,7 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
             store.put_blob(f"judge-train:{key}:iter{k}:pairs", "judge_train_pairs", rows)
             stats = {"chosen_gold": sum(r["reference"] == "gold" for r in rows),
                      "rejected_unreadable": sum(r["rejected_verdict"] is None for r in rows)}
+            say(f"iteration {k}: {len(rows)} preference pairs ({stats})")
             if not rows:
                 if k == 1:
                     raise TrainDataError(f"Iteration 1 found no preference pairs in {len(js)} judged items: no item "
