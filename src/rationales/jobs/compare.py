@@ -43,24 +43,15 @@ from ..generate import GenerationStats, cot_specs, generate
 from ..records import Problem, Rationale, Score
 from ..store import Store
 from ..verify.prm import AGGREGATES
+from ..registry import Registry
 from ..verify.scorers import checker_name
 from .results import CompareResult
 from ..answers import check_answer
 from ..select.vote import Selection, strategy_row
 
-STRATEGIES: dict[str, str] = {
-    "greedy": "one greedy rationale (temperature 0)",
-    "vote": "self-consistency: majority vote over N samples (Wang et al., 2023)",
-    "weighted_vote": "vote weighted by each sample's PRM score",
-    "tool_vote": "majority vote among samples with no tool-checked wrong step",
-    "best_of_n": "the sample with the best PRM score (aggregated over steps)",
-    "adaptive": "adaptive consistency: sample 2 at a time until the vote is certain (Aggarwal et al., 2023)",
-    "step_search": "PRM-guided greedy step search: n candidate steps, keep the best (GroundedPRM)",
-    "beam": "step beam search scored by the PRM (deductive beam search, Zhu et al., 2024)",
-    "mcts": "MCTS over steps valued by the PRM",
-    "judge_vote": "vote weighted by the model's own judge score (rationale, then 1-5; jobs/judge.py)",
-    "judge_best_of_n": "the sample the model's own judge scores highest (its judgment tokens count)",
-}
+#: strategy name -> :class:`Strategy` (built-ins below; plugins: entry point group
+#: ``rationales.strategies``, a ``Strategy`` object). Iterating gives the names.
+STRATEGIES: Registry[Strategy] = Registry("strategy")
 JUDGE_MAX_TOKENS = 192  #: judge_vote / judge_best_of_n: max tokens of one judgment
 DEFAULT_STRATEGIES = ("greedy", "vote", "tool_vote", "adaptive", "best_of_n", "step_search")
 PRM_STRATEGIES = {"weighted_vote", "best_of_n", "step_search", "beam", "mcts"}
@@ -203,23 +194,7 @@ def plan(strategy: str, budget: int, est: Estimate, children: int = 3) -> dict[s
     """The size parameter(s) of ``strategy`` that fit ``budget`` tokens per problem."""
     t = max(1.0, est.tokens_per_sample)
     k = max(1, int(budget // t))
-    if strategy == "greedy":
-        return {}
-    if strategy in ("vote", "weighted_vote", "tool_vote", "best_of_n"):
-        return {"n": k}
-    if strategy in ("judge_vote", "judge_best_of_n"):  # each sample also costs one judgment (~ a sample, capped)
-        return {"n": max(1, int(budget // (t + min(t, JUDGE_MAX_TOKENS))))}
-    if strategy == "adaptive":
-        return {"max_samples": k}
-    if strategy == "step_search":
-        return {"n": k}
-    if strategy == "beam":
-        expand = min(3, k)
-        return {"beams": max(1, k // expand), "expand": expand}
-    if strategy == "mcts":
-        per_rollout = t * (1 + children / max(1.0, est.steps_per_sample))
-        return {"rollouts": max(1, int(budget // per_rollout)), "children": children}
-    raise UnknownNameError("strategy", strategy, STRATEGIES)
+    return STRATEGIES.get(strategy).size(budget, t, k, est, children)
 
 
 # ---------------------------------------------------------------- running
@@ -258,71 +233,161 @@ def pilot(problems: Sequence[Problem], ctx: CompareContext) -> Estimate:
 def run_strategy(name: str, params: dict[str, int], problems: Sequence[Problem],
                  ctx: CompareContext) -> list[Selection]:
     """Run one strategy at the given size; one Selection per problem (tokens = spent)."""
-    from ..select.vote import greedy, majority_vote, tool_filtered_vote, weighted_vote
+    return STRATEGIES.get(name).run(params, problems, ctx)
 
-    c = ctx.cfg
-    if name == "greedy":
-        sels = [greedy(p, r) for p, r in zip(problems, ctx.greedy(problems))]
-        for p, sel in zip(problems, sels):  # checked now, like every other strategy's answer
-            sel.correct = check_answer(p, sel.answer)
-        return sels
-    if name == "adaptive":
-        from ..select.adaptive import adaptive_consistency
 
-        return adaptive_consistency(problems, ctx.backend, ctx.store, batch=min(2, params["max_samples"]),
-                                    max_samples=params["max_samples"], threshold=c.threshold, template=c.template,
-                                    temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, seed=c.seed,
-                                    stats=ctx.stats)
-    if name in ("judge_vote", "judge_best_of_n"):
-        from ..verify.judge import AbsoluteJudge, JudgeConfig
-        from .judge import judge_selections
+# ---------------------------------------------------------------- the strategies
 
-        judge = AbsoluteJudge(ctx.backend, "correctness", JudgeConfig(max_tokens=JUDGE_MAX_TOKENS), store=ctx.store)
-        return judge_selections(name, list(problems), ctx.samples(problems, params["n"]), judge, ctx.store)
-    if name in ("vote", "tool_vote", "weighted_vote", "best_of_n"):
-        samples = ctx.samples(problems, params["n"])
-        if name == "vote":
-            return [majority_vote(p, rs) for p, rs in zip(problems, samples)]
-        if name == "tool_vote":
-            from ..verify.arithmetic import check_rationale
 
-            for rs in samples:
-                for r in rs:
-                    check_rationale(r, rel_tol=c.rel_tol)
-            ctx.store.put_rationales([r for rs in samples for r in rs])
-            return [tool_filtered_vote(p, rs) for p, rs in zip(problems, samples)]
+@dataclass(frozen=True)
+class Strategy:
+    """One entry of the strategy table: ``run(params, problems, ctx) -> [Selection]`` and
+    ``size(budget, t, k, est, children) -> params`` (``t`` tokens per sample, ``k = B // t``)."""
+
+    help: str
+    run: Callable[[dict[str, int], Sequence[Problem], CompareContext], list[Selection]]
+    size: Callable[[int, float, int, Estimate, int], dict[str, int]]
+
+
+def _n_samples(budget: int, t: float, k: int, est: Estimate, children: int) -> dict[str, int]:
+    return {"n": k}
+
+
+def _greedy(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext) -> list[Selection]:
+    from ..select.vote import greedy
+
+    sels = [greedy(p, r) for p, r in zip(problems, ctx.greedy(problems))]
+    for p, sel in zip(problems, sels):  # checked now, like every other strategy's answer
+        sel.correct = check_answer(p, sel.answer)
+    return sels
+
+
+def _vote(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext) -> list[Selection]:
+    from ..select.vote import majority_vote
+
+    return [majority_vote(p, rs) for p, rs in zip(problems, ctx.samples(problems, params["n"]))]
+
+
+def _tool_vote(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext) -> list[Selection]:
+    from ..select.vote import tool_filtered_vote
+    from ..verify.arithmetic import check_rationale
+
+    samples = ctx.samples(problems, params["n"])
+    for rs in samples:
+        for r in rs:
+            check_rationale(r, rel_tol=ctx.cfg.rel_tol)
+    ctx.store.put_rationales([r for rs in samples for r in rs])
+    return [tool_filtered_vote(p, rs) for p, rs in zip(problems, samples)]
+
+
+def _prm_scored(pick: str) -> Callable[[dict[str, int], Sequence[Problem], CompareContext], list[Selection]]:
+    """weighted_vote / best_of_n over PRM-scored samples (the scorer's tokens count)."""
+
+    def run(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext) -> list[Selection]:
         from ..select.best_of_n import best_of_n, rationale_score
+        from ..select.vote import weighted_vote
 
+        c = ctx.cfg
+        samples = ctx.samples(problems, params["n"])
         rewards, cost = prm_rewards(problems, samples, make_scorer(c.prm, ctx.backend, c.rel_tol), ctx.store)
         sels = []
         for p, rs in zip(problems, samples):
-            if name == "weighted_vote":
+            if pick == "weighted_vote":
                 sel = weighted_vote(p, rs, lambda r: rationale_score(rewards[r.id], c.how))
             else:
                 sel = best_of_n(p, rs, [rewards[r.id] for r in rs], c.how)
             sel.tokens += sum(cost[r.id] for r in rs)
             sels.append(sel)
         return sels
-    scorer = make_scorer(c.prm, ctx.backend, c.rel_tol)
-    common = dict(temperature=c.temperature, max_step_tokens=c.max_step_tokens, template=c.template, seed=c.seed,
-                  stats=ctx.stats)
-    if name == "step_search":
-        from ..select.step_search import greedy_step_search
 
-        return greedy_step_search(problems, ctx.backend, ctx.store, scorer, n=params["n"], max_steps=c.max_steps,
-                                  finish_tokens=c.max_tokens, **common)
-    if name == "beam":
-        from ..select.step_search import beam_step_search
+    return run
 
-        return beam_step_search(problems, ctx.backend, ctx.store, scorer, beams=params["beams"],
-                                expand=params["expand"], max_steps=c.max_steps, finish_tokens=c.max_tokens, **common)
-    if name == "mcts":
-        from ..select.mcts import mcts_search
 
-        return mcts_search(problems, ctx.backend, ctx.store, scorer, rollouts=params["rollouts"],
-                           children=params["children"], how=c.how, rollout_tokens=c.max_tokens,
-                           max_depth=c.max_steps, **common)
-    raise UnknownNameError("strategy", name, STRATEGIES)
+def _adaptive(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext) -> list[Selection]:
+    from ..select.adaptive import adaptive_consistency
+
+    c = ctx.cfg
+    return adaptive_consistency(problems, ctx.backend, ctx.store, batch=min(2, params["max_samples"]),
+                                max_samples=params["max_samples"], threshold=c.threshold, template=c.template,
+                                temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, seed=c.seed,
+                                stats=ctx.stats)
+
+
+def _judged(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext, name: str) -> list[Selection]:
+    from ..verify.judge import AbsoluteJudge, JudgeConfig
+    from .judge import judge_selections
+
+    judge = AbsoluteJudge(ctx.backend, "correctness", JudgeConfig(max_tokens=JUDGE_MAX_TOKENS), store=ctx.store)
+    return judge_selections(name, list(problems), ctx.samples(problems, params["n"]), judge, ctx.store)
+
+
+def _search_common(ctx: CompareContext) -> dict[str, Any]:
+    c = ctx.cfg
+    return dict(temperature=c.temperature, max_step_tokens=c.max_step_tokens, template=c.template, seed=c.seed,
+                stats=ctx.stats)
+
+
+def _step_search(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext) -> list[Selection]:
+    from ..select.step_search import greedy_step_search
+
+    c = ctx.cfg
+    return greedy_step_search(problems, ctx.backend, ctx.store, make_scorer(c.prm, ctx.backend, c.rel_tol),
+                              n=params["n"], max_steps=c.max_steps, finish_tokens=c.max_tokens, **_search_common(ctx))
+
+
+def _beam(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext) -> list[Selection]:
+    from ..select.step_search import beam_step_search
+
+    c = ctx.cfg
+    return beam_step_search(problems, ctx.backend, ctx.store, make_scorer(c.prm, ctx.backend, c.rel_tol),
+                            beams=params["beams"], expand=params["expand"], max_steps=c.max_steps,
+                            finish_tokens=c.max_tokens, **_search_common(ctx))
+
+
+def _mcts(params: dict[str, int], problems: Sequence[Problem], ctx: CompareContext) -> list[Selection]:
+    from ..select.mcts import mcts_search
+
+    c = ctx.cfg
+    return mcts_search(problems, ctx.backend, ctx.store, make_scorer(c.prm, ctx.backend, c.rel_tol),
+                       rollouts=params["rollouts"], children=params["children"], how=c.how,
+                       rollout_tokens=c.max_tokens, max_depth=c.max_steps, **_search_common(ctx))
+
+
+def _beam_size(budget: int, t: float, k: int, est: Estimate, children: int) -> dict[str, int]:
+    expand = min(3, k)
+    return {"beams": max(1, k // expand), "expand": expand}
+
+
+def _mcts_size(budget: int, t: float, k: int, est: Estimate, children: int) -> dict[str, int]:
+    per_rollout = t * (1 + children / max(1.0, est.steps_per_sample))
+    return {"rollouts": max(1, int(budget // per_rollout)), "children": children}
+
+
+def _judged_size(budget: int, t: float, k: int, est: Estimate, children: int) -> dict[str, int]:
+    return {"n": max(1, int(budget // (t + min(t, JUDGE_MAX_TOKENS))))}  # + one judgment per sample (capped)
+
+
+for _name, _strategy in {
+    "greedy": Strategy("one greedy rationale (temperature 0)", _greedy, lambda *a: {}),
+    "vote": Strategy("self-consistency: majority vote over N samples (Wang et al., 2023)", _vote, _n_samples),
+    "weighted_vote": Strategy("vote weighted by each sample's PRM score", _prm_scored("weighted_vote"), _n_samples),
+    "tool_vote": Strategy("majority vote among samples with no tool-checked wrong step", _tool_vote, _n_samples),
+    "best_of_n": Strategy("the sample with the best PRM score (aggregated over steps)", _prm_scored("best_of_n"),
+                          _n_samples),
+    "adaptive": Strategy("adaptive consistency: sample 2 at a time until the vote is certain (Aggarwal et al., "
+                         "2023)", _adaptive, lambda budget, t, k, est, children: {"max_samples": k}),
+    "step_search": Strategy("PRM-guided greedy step search: n candidate steps, keep the best (GroundedPRM)",
+                            _step_search, _n_samples),
+    "beam": Strategy("step beam search scored by the PRM (deductive beam search, Zhu et al., 2024)", _beam,
+                     _beam_size),
+    "mcts": Strategy("MCTS over steps valued by the PRM", _mcts, _mcts_size),
+    "judge_vote": Strategy("vote weighted by the model's own judge score (rationale, then 1-5; jobs/judge.py)",
+                           lambda params, problems, ctx: _judged(params, problems, ctx, "judge_vote"), _judged_size),
+    "judge_best_of_n": Strategy("the sample the model's own judge scores highest (its judgment tokens count)",
+                                lambda params, problems, ctx: _judged(params, problems, ctx, "judge_best_of_n"),
+                                _judged_size),
+}.items():
+    STRATEGIES.register(_name, _strategy, help=_strategy.help)
 
 
 def size_label(name: str, params: dict[str, int]) -> str:
