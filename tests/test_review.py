@@ -151,6 +151,9 @@ def test_derived_records_are_listed_only_when_asked_for(built):
         assert '<tr data-id="rollout1">' in c.get("/rationales", params={"internal": "1"}).text
         only = c.get("/rationales", params={"method": "mc_rollout"}).text
         assert '<tr data-id="rollout1">' in only and "1 rationale matches" in only
+        page = c.get(f"/problem/{parent.problem_id}").text
+        assert page.count('class="card ') == 3 and "1 derived records" in page and "rollout text" not in page
+        assert c.get(f"/problem/{parent.problem_id}", params={"internal": "1"}).text.count('class="card ') == 4
 
 
 def test_filters_parse_and_roundtrip():

@@ -180,7 +180,9 @@ def create_app(cfg: ReviewConfig) -> Any:
         problem = st.get_problem(pid)
         if problem is None:
             return error(request, f"No problem with id {pid!r} in this store.", 404)
-        rs = sorted(st.rationales(problem_id=pid), key=lambda r: (r.method, r.sample_index, r.id))
+        internal = request.query_params.get("internal") == "1"
+        rs = [r for r in st.rationales(problem_id=pid) if internal or r.method not in Q.HIDDEN_METHODS]
+        rs.sort(key=lambda r: (r.method, not r.sampling.greedy, r.sample_index, r.id))  # greedy first
         votes = []
         by_method: dict[str, list[Rationale]] = {}
         for r in rs:
@@ -196,7 +198,9 @@ def create_app(cfg: ReviewConfig) -> Any:
             votes.append({"method": method, "answer": top, "share": count / len(answered), "correct": right,
                           "tally": tally.most_common(8), "n": len(group)})
         cards = [{"r": r, "steps": R.step_views(r, cfg.user)} for r in rs]
-        return html(request, "problem.html", title="problem", problem=problem, cards=cards, votes=votes)
+        hidden = sum(1 for r in st.rationales(problem_id=pid) if r.method in Q.HIDDEN_METHODS) if not internal else 0
+        return html(request, "problem.html", title="problem", problem=problem, cards=cards, votes=votes,
+                    hidden=hidden)
 
     def rationale_page(request: Request) -> Response:
         st = stores.get()
