@@ -50,7 +50,11 @@ def checker_name(name: str, *, scorers_only: bool = False, what: str = "checker"
     key = ALIASES.get(key, key)
     known = [n for n in CHECKERS.names() if not (scorers_only and n in NOT_SCORERS)]
     if key not in known:
-        raise UnknownNameError(what, str(name), [*known, *ALIASES])
+        from .trained_prm import is_prm_path
+
+        if is_prm_path(str(name).strip()):  # a trained PRM directory (`rationales train prm`)
+            return str(name).strip()
+        raise UnknownNameError(what, str(name), [*known, *ALIASES, "<trained PRM directory>"])
     return key
 
 
@@ -97,6 +101,12 @@ def make_step_scorer(name: str, backend: Backend | None, *, store: Any = None, r
                      seed: int = 0) -> Any:
     """A fresh step scorer (``score(problems, rationales) -> rewards``) for checker ``name``."""
     key = checker_name(name, scorers_only=True, what="step scorer")
+    from .trained_prm import is_prm_path
+
+    if key not in CHECKERS.names() and is_prm_path(key):
+        from .trained_prm import load_prm
+
+        return load_prm(key, backend=backend)
     if key != "tool" and backend is None:
         raise RationalesError(f"The {key} step scorer needs a model backend.")
     return CHECKERS.get(key)(backend, store=store, rel_tol=rel_tol, seed=seed)
