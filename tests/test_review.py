@@ -343,9 +343,12 @@ def test_token_is_checked_on_every_request(built):
 
 
 def test_only_the_served_host_names_are_answered(built):
-    with client(built["path"], allowed_hosts=["127.0.0.1", "localhost"]) as c:
+    with client(built["path"], allowed_hosts=["127.0.0.1", "localhost", "::1"]) as c:
         assert c.get("/", headers={"Host": "evil.example:8765"}).status_code == 400
+        assert c.get("/", headers={"Host": "127.0.0.1.evil.example"}).status_code == 400
         assert c.get("/", headers={"Host": "127.0.0.1:8765"}).status_code == 200
+        assert c.get("/", headers={"Host": "[::1]:8765"}).status_code == 200
+        assert c.get("/", headers={"Host": "LOCALHOST"}).status_code == 200
 
 
 def test_model_text_is_escaped_everywhere(built):
