@@ -59,3 +59,23 @@ def test_mining_finds_wrong_continuations_counts_attempts_and_caches(store):
     assert sorted(r["rejected"] for r in rows) == [" 2 + 3 = 5.\n5 + 4 = 10.\nThe answer is 10.",
                                                    " 2 + 3 = 5.\n5 + 4 = 9.\nThe answer is 10."]
     assert all(r["chosen"] == " " + good.text for r in rows)
+
+
+def test_train_pairs_cli_mines_into_the_store(tmp_path, capsys):
+    import json
+
+    from test_data_builders import make_training_store
+
+    from rationales.cli import main
+    from rationales.store import Store
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        make_training_store(st)
+        before = len(st.rationales(method="scdpo"))
+    assert main(["train", "pairs", str(path), "--backend", "fake", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["pairs"] == res["items"] > 0 and res["attempts"] == res["items"]  # the fake answer 0 is always wrong
+    with Store(path) as st:
+        assert len(st.rationales(method="scdpo")) == before + res["pairs"]
+    assert main(["train", "pairs", str(tmp_path / "missing.sqlite"), "--backend", "fake"]) == 2

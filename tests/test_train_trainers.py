@@ -135,8 +135,14 @@ def test_qcrd_end_to_end_stores_self_adversarial_negatives_and_resumes(data, tmp
 def test_pinto_cli_end_to_end(data, tmp_path, capsys):
     out = tmp_path / "pinto"
     res = cli_json(capsys, ["train", "pinto", str(data), "--model", "tiny", "--output-dir", str(out), "--max-steps",
-                            "2", "--batch-size", "2"])
+                            "2", "--batch-size", "2", "--lora", "--lr", "1e-3"])
     assert res["steps"] == 2
+    # LoRA adapters are merged: the output is a plain model directory
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    from rationales.train.models import load_base_model
+
+    model, _, info = load_base_model(str(out))
+    assert type(model).__name__ == "LlamaForCausalLM" and info["kind"] == "hf directory"
     card = json.loads((out / "model_card.json").read_text())
     assert card["data"]["format"] == "pinto" and card["data"]["rationales_with_built_perturbations"] > 0
 

@@ -122,3 +122,49 @@ def register(train_app: typer.Typer) -> None:
     ]
     for name, cls, fn, doc in specs:
         train_app.command(name, help=doc)(config_command(cls, fn, name, doc))
+    train_app.command("pairs", help="Mine Step-Controlled DPO pairs into the store (for `train dpo --pairs "
+                                    "step_controlled`).")(pairs_cmd)
+
+
+def pairs_cmd(
+    store: str = typer.Argument(..., help="Store with correct rationales to mine from (pairs are stored there)."),
+    backend: str = typer.Option("llamacpp", "--backend", "-b", help="Backend that writes the continuations."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model of the continuations (the policy)."),
+    task: Optional[str] = typer.Option(None, help="Only problems of this task."),
+    from_model: Optional[str] = typer.Option(None, help="Only rationales written by this model."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many problems."),
+    max_attempts: int = typer.Option(4, min=1, help="Continuations tried per (rationale, prefix) until one is wrong."),
+    prefixes: int = typer.Option(2, min=1, help="Prefix lengths k tried per rationale."),
+    max_step_tokens: int = typer.Option(96, min=1, help="Max tokens of one continued step."),
+    seed: int = typer.Option(0, help="Base seed (attempt a uses seed + a)."),
+    split_name: str = typer.Option("default", help="Recorded split; only its train side is mined."),
+    test_fraction: float = typer.Option(0.2, help="Test share of a new split."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Mine Step-Controlled DPO pairs: continue correct rationales after k steps at rising temperature
+    (1.1 + 0.05 per step, cap 1.4) until the answer is wrong; then `train dpo --pairs step_controlled`."""
+    from ..data.filters import DataFilter, select
+    from ..data.pairs import StepControlledConfig, mine_step_controlled
+    from ..errors import RationalesError
+    from .common import make_backend, open_store
+
+    cfg = StepControlledConfig(max_attempts=max_attempts, prefixes_per_rationale=prefixes,
+                               max_step_tokens=max_step_tokens, seed=seed)
+    with open_store(store, create=False) as st:
+        sel = select(st, DataFilter(task=task, model=from_model, correct_only=True, split_name=split_name,
+                                    test_fraction=test_fraction))
+        groups = [g for g in sel.groups if g.rationales][:limit]
+        if not groups:
+            raise RationalesError(f"No correct rationales on the train side of {store}; sample some with "
+                                  "`rationales run` first.")
+        be = make_backend(backend, model)
+        try:
+            res = mine_step_controlled([g.problem for g in groups], [g.rationales for g in groups], be, st, cfg)
+        finally:
+            be.close()
+    if json_out:
+        print_json(res.as_dict())
+        return
+    out_console.print(f"step-controlled pairs: {res.pairs} of {res.items} (rationale, k) items in {res.attempts} "
+                      f"attempts ({res.still_correct} continuations stayed correct, {res.exhausted} items without a "
+                      f"wrong one); by k: {res.pairs_by_k}; samples {res.stats.new} new, {res.stats.cached} cached")
