@@ -134,69 +134,43 @@ def _run_method(cfg: RunConfig, json_out: bool) -> None:
 
 def tasks_cmd(grep: Optional[str] = typer.Argument(None, help="Only names containing this text.")) -> None:
     """List the tasks that `run` accepts."""
-    from rich.table import Table
-
     from ..tasks import list_tasks
 
-    t = Table(title="tasks")
-    t.add_column("name")
-    t.add_column("description")
-    for name, desc in list_tasks():
-        if grep is None or grep in name:
-            t.add_row(name, desc)
-    t.add_row("<file.jsonl|.csv|.parquet>", "your own problems (--question-col, --answer-col)")
-    t.add_row("<dir saved with datasets.save_to_disk>", "a local Hugging Face dataset")
-    out_console.print(t)
+    rows = [[name, desc] for name, desc in list_tasks() if grep is None or grep in name]
+    rows += [["<file.jsonl|.csv|.parquet>", "your own problems (--question-col, --answer-col)"],
+             ["<dir saved with datasets.save_to_disk>", "a local Hugging Face dataset"]]
+    out_console.print(table("tasks", ["name", "description"], rows))
 
 
 def backends_cmd() -> None:
     """List the backends (built-in and from plugins)."""
-    from rich.table import Table
-
     from ..backends.base import BACKEND_HELP, available_backends
 
-    t = Table(title="backends")
-    t.add_column("name")
-    t.add_column("implementation")
-    t.add_column("description")
-    for name, target in sorted(available_backends().items()):
-        t.add_row(name, target, BACKEND_HELP.get(name, "plugin"))
-    out_console.print(t)
+    rows = [[name, target, BACKEND_HELP.get(name, "plugin")] for name, target in sorted(available_backends().items())]
+    out_console.print(table("backends", ["name", "implementation", "description"], rows))
 
 
 def models_cmd() -> None:
     """List the model aliases that ship with PyPI packages (llamacpp backend)."""
-    from rich.table import Table
-
     from ..models import DEFAULT_MODEL, MODEL_ALIASES
 
-    t = Table(title="model aliases (llamacpp)")
-    for col in ("alias", "default", "description"):
-        t.add_column(col)
-    for alias, info in MODEL_ALIASES.items():
-        desc = info.get("description", "") if isinstance(info, dict) else str(info)
-        t.add_row(alias, "yes" if alias == DEFAULT_MODEL else "", desc)
-    out_console.print(t)
-    out_console.print("Any .gguf path works too; other backends take their own model names.")
+    rows = [[alias, "yes" if alias == DEFAULT_MODEL else "",
+             info.get("description", "") if isinstance(info, dict) else info] for alias, info in MODEL_ALIASES.items()]
+    out_console.print(table("model aliases (llamacpp)", ["alias", "default", "description"], rows))
+    say(out_console, "Any .gguf path works too; other backends take their own model names.")
 
 
 def runs_cmd(store: str = StoreOpt, json_out: bool = JsonOpt) -> None:
     """List the runs recorded in a store."""
-    from rich.table import Table
-
     with open_store(store, create=False) as st:
         runs = st.runs()
     if json_out:
         print_json(runs)
         return
-    t = Table(title=f"runs in {store}")
-    for col in ("id", "command", "task", "finished", "new", "cached"):
-        t.add_column(col)
-    for r in runs:
-        s = r["summary"] or {}
-        t.add_row(r["id"], r["command"], str(r["config"].get("task", "")), "yes" if r["finished"] else "no",
-                  str(s.get("samples_new", "")), str(s.get("samples_cached", "")))
-    out_console.print(t)
+    rows = [[r["id"], r["command"], (r["config"] or {}).get("task", ""), "yes" if r["finished"] else "no",
+             (r["summary"] or {}).get("samples_new", ""), (r["summary"] or {}).get("samples_cached", "")]
+            for r in runs]
+    out_console.print(table(f"runs in {store}", ["id", "command", "task", "finished", "new", "cached"], rows))
 
 
 def methods_cmd() -> None:

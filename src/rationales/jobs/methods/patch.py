@@ -294,3 +294,16 @@ def success_table_rows(success: dict[str, dict[str, Any]]) -> list[tuple[str, ..
 SUCCESS_HEADER = ("format", "wrong parents", "fixed", "success rate", "95% CI", "patches", "right kept right")
 
 
+def patch_job(triples: Sequence[tuple[Rationale, Problem, FeedbackItem]], backend: Backend, store: Store, *,
+              feedback_file: str, max_tokens: int = 512) -> MethodResult:
+    """``rationales patch FEEDBACK.jsonl``: patch the resolved (rationale, problem, feedback)
+    triples, re-answer, and summarise the success per format (recorded as a run)."""
+    t0 = time.time()
+    stats = GenerationStats()
+    results = patch_rationales(triples, backend, store, max_tokens=max_tokens, stats=stats)
+    summary = {"feedback_file": feedback_file, "backend": backend.name, "model": backend.model,
+               "patches": len(results), "patch_success": success_by_format(results),
+               "patch_ids": [r.patch.id for r in results], **stats.as_dict(), "time_s": round(time.time() - t0, 2)}
+    run_id = store.start_run("patch", {"feedback_file": feedback_file, "model": backend.model})
+    store.finish_run(run_id, summary)
+    return MethodResult("patch", summary, page="patch", records={"results": results, "store": store})
