@@ -128,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     if backend is not None:
         backend.close()
     teacher_rs = [r for r in store.rationales(model=args.teacher, method="cot") if r.problem_id in train_set]
+    covered = {r.problem_id for r in teacher_rs}
+    train = [p for p in train if p.id in covered]  # --stored-teacher: only the problems the teacher covered
     t_acc = sum(bool(r.correct) for r in teacher_rs) / max(1, len(teacher_rs))
-    print(f"teacher: {len(teacher_rs)} rationales on training problems, sample accuracy {t_acc:.3f}, "
+    print(f"teacher: {len(teacher_rs)} rationales on {len(train)} training problems, sample accuracy {t_acc:.3f}, "
           f"{stats.tokens_new} new tokens in {time.time() - t0:.0f} s", flush=True)
     if args.teacher_only:
         return 0
@@ -143,12 +145,11 @@ def evaluate(name: str, model_dir: str, model_id: str, test, store, max_tokens: 
 
     stats = GenerationStats()
     t0 = time.time()
-    with model_lock(f"evaluating {name}"):
-        be = get_backend("transformers", model=model_dir, model_id=model_id, batch_size=16)
-        try:
-            out = generate(cot_specs(test, n=1, temperature=0.0, max_tokens=max_tokens), be, store, stats=stats)
-        finally:
-            be.close()
+    be = get_backend("transformers", model=model_dir, model_id=model_id, batch_size=16)
+    try:
+        out = generate(cot_specs(test, n=1, temperature=0.0, max_tokens=max_tokens), be, store, stats=stats)
+    finally:
+        be.close()
     flags = [bool(rs[0].correct) for rs in out]
     print(f"  {name}: {sum(flags)}/{len(flags)} correct ({stats.new} new, {stats.cached} cached samples, "
           f"{time.time() - t0:.0f} s)", flush=True)
@@ -187,8 +188,9 @@ def run_students(args, store, train, test, t_start) -> int:
         args.max_tokens = 24
     timings = {}
     t0 = time.time()
-    with model_lock("SFT training"):
-        sft = train_sft(SFTTrainConfig(output_dir=str(out / "sft"), correct_only=True, **common))
+    lock = model_lock("training (SFT, then QCRD)")  # one locked batch for both trainings
+    lock.__enter__()
+    sft = train_sft(SFTTrainConfig(output_dir=str(out / "sft"), correct_only=True, **common))
     timings["sft_train_s"] = round(time.time() - t0)
     print(f"SFT: {sft.examples} rationales, {sft.steps} steps, loss {sft.train_loss:.3f}, "
           f"{timings['sft_train_s']} s (resumed from {sft.resumed_from})", flush=True)
@@ -196,19 +198,22 @@ def run_students(args, store, train, test, t_start) -> int:
     qcfg = dict(output_dir=str(out / "qcrd"), correct_only=False, max_positives=args.samples, max_negatives=3,
                 student_samples=1, student_max_tokens=16 if args.smoke else 160, **{**common, "epochs": args.epochs / args.qcrd_iterations,
                                                               "batch_size": 1, "grad_accum": 4})
-    for upto in range(1, args.qcrd_iterations + 1):  # one locked model batch per round; finished rounds are kept
-        with model_lock(f"QCRD round {upto}"):
-            q = train_qcrd(QCRDTrainConfig(iterations=upto, **qcfg))
+    try:
+        q = train_qcrd(QCRDTrainConfig(iterations=args.qcrd_iterations, **qcfg))
+    finally:
+        lock.__exit__(None, None, None)
     timings["qcrd_train_s"] = round(time.time() - t0)
     print(f"QCRD: {q.examples} questions, {q.steps} steps over {len(q.metrics['rounds'])} rounds, loss "
           f"{q.train_loss:.3f}, {timings['qcrd_train_s']} s; rounds: {q.metrics['rounds']}", flush=True)
 
     print(f"evaluating on {len(test)} held-out problems (greedy, --backend transformers):", flush=True)
-    flags = {
-        "base": evaluate("base", base_dir, f"{args.student}-hf", test, store, args.max_tokens),
-        "sft": evaluate("SFT-distilled", str(out / "sft"), _card_id(out / "sft"), test, store, args.max_tokens),
-        "qcrd": evaluate("QCRD-distilled", str(out / "qcrd"), _card_id(out / "qcrd"), test, store, args.max_tokens),
-    }
+    with model_lock("evaluating the three students"):  # one locked batch
+        flags = {
+            "base": evaluate("base", base_dir, f"{args.student}-hf", test, store, args.max_tokens),
+            "sft": evaluate("SFT-distilled", str(out / "sft"), _card_id(out / "sft"), test, store, args.max_tokens),
+            "qcrd": evaluate("QCRD-distilled", str(out / "qcrd"), _card_id(out / "qcrd"), test, store,
+                             args.max_tokens),
+        }
     total = time.time() - t_start
     print(f"\nheld-out accuracy (student {args.student}, teacher {args.teacher}, {len(train)} train / "
           f"{len(test)} test problems, disjoint by the recorded split):")
