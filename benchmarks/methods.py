@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     from rationales.jobs.methods.formats import decomposed_selection, parse_formats, run_formats
     from rationales.jobs.methods.mistakes import MistakesConfig, compare
     from rationales.jobs.methods.patch import (FeedbackItem, gold_feedback, patch_rationales, read_feedback_jsonl,
-                                          resolve_items, success_by_format, write_feedback_jsonl)
+                                               resolve_items, success_by_format, write_feedback_jsonl)
+    from rationales.report import write_report
     from rationales.report.patch import write_report as write_patch_report
     from rationales.select.vote import strategy_row
     from rationales.store import Store
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = MistakesConfig(variants=("cot", "mistakes", "cot_plus"), train_size=args.train_size, shots=args.shots,
                              selection=args.selection, explain=args.explain)
         summary = compare(ctx, cfg)
+        write_report(summary, out)  # mistakes.html
         t_mistakes = time.time() - t0
         print(f"\n1. held-out accuracy (greedy), {summary['heldout_problems']} problems; demonstrations from "
               f"{summary['demo_pool']} of {summary['train_problems']} training problems with a wrong sample "

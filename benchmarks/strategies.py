@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from rationales.backends import get_backend
     from rationales.errors import RationalesError
     from rationales.jobs.compare import CompareConfig, CompareContext, compare, pilot
+    from rationales.report import write_report
     from rationales.generate import GenerationStats
     from rationales.store import Store
     from rationales.tasks import reasoning_gym
@@ -82,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         budget = int(args.samples * est.tokens_per_sample) + 1
         cfg.budgets = [budget]
         cfg.strategies = ["greedy", "vote", "tool_vote", "step_search"]
-        summary = compare(cfg, backend, store, problems)
+        result = compare(cfg, backend, store, problems)
     backend.close()
+    write_report(result, out)
+    summary = result.to_json()
     rows = summary["strategies"]
     names = {"greedy": "greedy", "vote": f"vote@{rows['vote']['size']['n']}",
              "tool_vote": f"tool-filtered vote@{rows['tool_vote']['size']['n']}",

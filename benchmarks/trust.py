@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rationales.backends import get_backend
     from rationales.jobs.methods import MethodContext, method_function
+    from rationales.report import write_report
     from rationales.store import Store
     from rationales.tasks import load_task
 
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             ctx = MethodContext(problems=list(problems), backend=backend, store=store, out=Path(args.out),
                                 task=args.task, samples=args.samples, max_tokens=args.max_tokens, seed=args.seed)
             t0 = time.time()
-            s = method_function(name)(ctx)
+            result = method_function(name)(ctx)
+            write_report(result, args.out)
+            s = result.to_json()
             s["time_s"] = round(time.time() - t0, 1)
             results[name] = s
             print(f"\n== {name} ({args.task}, {len(problems)} problems x {args.samples} samples, "
