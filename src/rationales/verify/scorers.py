@@ -50,9 +50,10 @@ def checker_name(name: str, *, scorers_only: bool = False, what: str = "checker"
     key = ALIASES.get(key, key)
     known = [n for n in CHECKERS.names() if not (scorers_only and n in NOT_SCORERS)]
     if key not in known:
-        from .trained_prm import is_prm_path
+        from .trained_prm import is_prm_path, read_card
 
         if is_prm_path(str(name).strip()):  # a trained PRM directory (`rationales train prm`)
+            read_card(str(name).strip())  # not one: a one-line error now, before any work
             return str(name).strip()
         raise UnknownNameError(what, str(name), [*known, *ALIASES, "<trained PRM directory>"])
     return key
