@@ -115,12 +115,13 @@ def test_qcrd_end_to_end_stores_self_adversarial_negatives_and_resumes(data, tmp
     from rationales.train.qcrd import NEGATIVE_METHOD, QCRDTrainConfig, train_qcrd
 
     cfg = QCRDTrainConfig(model="tiny", data=str(data), output_dir=str(tmp_path / "q"), max_steps=2, save_steps=1,
-                          iterations=2, lag=1, student_max_tokens=8, batch_size=2, progress=False, eval_max=0)
+                          iterations=2, lag=1, student_max_tokens=8, batch_size=2, progress=False, test_fraction=0.3)
     res = train_qcrd(cfg)
     rounds = res.metrics["rounds"]
     assert [r["negatives_from_round"] for r in rounds] == [0, 1]  # round 2 samples the round-1 checkpoint
     assert [r["neg_scale"] for r in rounds] == pytest.approx([1.0, 0.9])
     assert rounds[1]["discriminator_updates"] == 4 and res.steps == 4
+    assert res.metrics["eval_rows"] > 0 and "eval_ce_margin" in res.metrics  # held-out positives vs negatives
     with Store(data) as st:
         negs = st.rationales(method=NEGATIVE_METHOD)
         assert len(negs) == 2 * res.examples and {r.sampling.temperature for r in negs} == {1.5}
@@ -130,6 +131,8 @@ def test_qcrd_end_to_end_stores_self_adversarial_negatives_and_resumes(data, tmp
     with Store(data) as st:
         assert len(st.rationales(method=NEGATIVE_METHOD)) == len(negs)
     assert (tmp_path / "q" / "config.json").is_file()
+    card = json.loads((tmp_path / "q" / "model_card.json").read_text())
+    assert card["metrics"]["rounds"] == rounds and card["data"]["format"] == "contrastive"
 
 
 def test_pinto_cli_end_to_end(data, tmp_path, capsys):
@@ -145,6 +148,8 @@ def test_pinto_cli_end_to_end(data, tmp_path, capsys):
     assert type(model).__name__ == "LlamaForCausalLM" and info["kind"] == "hf directory"
     card = json.loads((out / "model_card.json").read_text())
     assert card["data"]["format"] == "pinto" and card["data"]["rationales_with_built_perturbations"] > 0
+    m = card["metrics"]  # held-out problems: answer CE and the entropy intact vs perturbed
+    assert m["eval_rows"] == m["held_out_rows"] > 0 and "eval_entropy_gap" in m and m["eval_answer_ce"] > 0
 
 
 def test_bad_input_is_one_line_error(data, tmp_path, capsys):

@@ -93,6 +93,40 @@ class PINTOCollator:
                 "intact": torch.tensor(intact)}
 
 
+def evaluate_pinto(model: Any, tok: Any, rows: list[dict[str, Any]], max_length: int, max_perturbed: int,
+                   batch_size: int = 2) -> dict[str, Any]:
+    """Held-out metrics: answer CE from intact rationales, answer entropy from intact and from
+    perturbed ones (PINTO wants the second entropy above the first)."""
+    import torch
+
+    from .qcrd import sequence_ce
+
+    if not rows:
+        return {}
+    coll = PINTOCollator(tok, max_length, max_perturbed)
+    ce_i, ent_i, ent_p = [], [], []
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for i in range(0, len(rows), batch_size):
+            b = coll(rows[i:i + batch_size])
+            out = model(input_ids=b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device))
+            labels = b["labels"].to(device)
+            ce, ent = sequence_ce(out.logits, labels).cpu(), answer_entropy(out.logits, labels).cpu()
+            ce_i += ce[b["intact"]].tolist()
+            ent_i += ent[b["intact"]].tolist()
+            ent_p += ent[~b["intact"]].tolist()
+    if was_training:
+        model.train()
+    m = {"eval_rows": len(rows), "eval_answer_ce": round(sum(ce_i) / len(ce_i), 4),
+         "eval_entropy_intact": round(sum(ent_i) / len(ent_i), 4)}
+    if ent_p:
+        m["eval_entropy_perturbed"] = round(sum(ent_p) / len(ent_p), 4)
+        m["eval_entropy_gap"] = round(m["eval_entropy_perturbed"] - m["eval_entropy_intact"], 4)
+    return m
+
+
 def _trainer_class() -> Any:
     from transformers import Trainer
 
@@ -134,5 +168,14 @@ def train_pinto(cfg: PINTOTrainConfig, *, callbacks: list[Any] | None = None) ->
                                                                                         for r in rows]),
                                data_collator=PINTOCollator(tok, cfg.max_length, cfg.max_perturbed), beta=cfg.beta,
                                callbacks=callbacks)
-    return train_and_save(trainer, cfg, "pinto", tok, prov, info, examples=len(rows),
-                          extra_metrics={"held_out_rows": len(held)})
+    held = [{k: r[k] for k in keep} for r in held if all(k in r for k in keep)]
+
+    extra: dict[str, Any] = {"held_out_rows": len(held)}
+    from transformers import TrainerCallback
+
+    class EvalAtEnd(TrainerCallback):  # evaluated after training, on the held-out problems
+        def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            extra.update(evaluate_pinto(model, tok, held, cfg.max_length, cfg.max_perturbed))
+
+    trainer.add_callback(EvalAtEnd())
+    return train_and_save(trainer, cfg, "pinto", tok, prov, info, examples=len(rows), extra_metrics=extra)

@@ -243,6 +243,36 @@ def _qcrd_trainer_class() -> Any:
     return QCRDTrainer, SaveDiscriminator
 
 
+def evaluate_contrastive(model: Any, tok: Any, rows: list[dict[str, Any]], max_length: int,
+                         batch_size: int = 2) -> dict[str, Any]:
+    """Held-out metrics: mean token CE of positives and of negatives, and their margin (a student
+    that learnt the contrast assigns its negatives a higher CE than its positives)."""
+    import torch
+
+    rows = [r for r in rows if r.get("positives")]
+    if not rows:
+        return {}
+    coll = ContrastiveCollator(tok, max_length)
+    pos, neg = [], []
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for i in range(0, len(rows), batch_size):
+            b = coll(rows[i:i + batch_size])
+            out = model(input_ids=b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device))
+            ce = sequence_ce(out.logits, b["labels"].to(device)).cpu()
+            pos += ce[b["positive"]].tolist()
+            neg += ce[~b["positive"]].tolist()
+    if was_training:
+        model.train()
+    m = {"eval_rows": len(rows), "eval_positive_ce": round(sum(pos) / len(pos), 4)}
+    if neg:
+        m["eval_negative_ce"] = round(sum(neg) / len(neg), 4)
+        m["eval_ce_margin"] = round(m["eval_negative_ce"] - m["eval_positive_ce"], 4)
+    return m
+
+
 # ---------------------------------------------------------------- self-adversarial negatives
 
 
@@ -386,7 +416,8 @@ def train_qcrd(cfg: QCRDTrainConfig, *, callbacks: list[Any] | None = None) -> T
     final = AutoModelForCausalLM.from_pretrained(str(round_models[cfg.iterations]), dtype=torch.float32)
     save_trained(final, tok, out_dir)
     metrics = {"train_loss": history[-1]["train_loss"], "global_step": total_steps, "rounds": history,
-               "examples": len(rows), "train_seconds": round(time.time() - t0, 2)}
+               "examples": len(rows), "train_seconds": round(time.time() - t0, 2), "held_out_rows": len(held)}
+    metrics.update(evaluate_contrastive(final, tok, held, cfg.max_length))
     write_model_card(out_dir, method="qcrd", config=cfg, provenance=prov, metrics=metrics, base_model=info)
     return TrainResult(output_dir=str(out_dir), method="qcrd", steps=total_steps, resumed_from=resumed_from,
                        train_loss=history[-1]["train_loss"], metrics=metrics, examples=len(rows),
