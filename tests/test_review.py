@@ -577,5 +577,12 @@ def test_cli_refuses_other_hosts_without_a_token_and_missing_stores(built, tmp_p
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database at all" * 100)
     assert main(["review", "--store", str(junk), "--port", "0"]) == 2
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        assert main(["review", "--store", str(built["path"]), "--port", str(busy.getsockname()[1])]) == 2
     out = capsys.readouterr().err
     assert "does not exist" in out and "Cannot open store" in out and "--token" in out and "Traceback" not in out
+    assert "pass another --port" in out
