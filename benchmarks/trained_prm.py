@@ -163,7 +163,9 @@ def phase_labels(backend: Any, store: Any, clock: Clock, train: list[Any], args:
         for r in rs:
             check_rationale(r)
         st: dict[str, Any] = {}
-        with model_lock():
+        from contextlib import nullcontext
+
+        with model_lock() if args.mc_wrong > 0 else nullcontext():  # free labels only: no model work
             t0 = time.time()
             mc_search_labels([p for p in chunk for _ in samples[p.id]], rs, backend, store, n=args.mc_n,
                              wave=args.mc_wave, max_tokens=args.mc_tokens, seed=0,
@@ -171,7 +173,10 @@ def phase_labels(backend: Any, store: Any, clock: Clock, train: list[Any], args:
             dt = time.time() - t0
         store.put_rationales(rs)
         clock.add("labels", dt, tokens=st["tokens"], tokens_new=st.get("tokens_new", 0), rollouts=st["rollouts"],
-                  steps_labelled=st["steps_labelled"], probes=st["probes"], searched=st["searched"])
+                  steps_labelled=st["steps_labelled"], probes=st["probes"], searched=st["searched"],
+                  free_positive=st["free_positive"], free_negative=st["free_negative"],
+                  sample_tokens=sum(r.tokens for r in rs), tool_checked=sum(1 for r in rs for s in r.steps
+                                                                            if s.verdict("tool") is not None))
         info["done"] += [p.id for p in chunk]
         store.put_blob("bench:labels", "bench", info)
         log(f"labels batch {i // args.batch + 1}: {st['rollouts']} rollouts, {st['tokens']} tokens, "
@@ -201,6 +206,31 @@ def phase_grounded(backend: Any, store: Any, clock: Clock, train: list[Any], arg
     log("grounded:", json.dumps(res))
 
 
+def add_built_rows(data: Any, train_ids: set[str], n: int) -> None:
+    """Extra training rows with known labels and no generation: gsm_symbolic gold solutions of
+    TRAINING-pool problems (all steps right) and copies with one result number corrupted
+    (steps before it right, it and the rest wrong), built like ProcessBench items."""
+    from rationales.records import Problem
+    from rationales.tasks import reasoning_gym
+    from rationales.verify.processbench import build_from_gsm_symbolic
+
+    pool = {p.question: p for p in reasoning_gym.load(TASK, size=POOL, seed=0)[:POOL // 2]}
+    items = [it for it in build_from_gsm_symbolic(min(n, POOL // 2), seed=0) if it.problem in pool]
+    added = 0
+    for it in items:  # every item is a training-pool problem (indices 0..199), never a test one
+        p = pool[it.problem]
+        k = it.label
+        labels = [True] * len(it.steps) if k < 0 else [i < k for i in range(len(it.steps))]
+        data.problems.setdefault(p.id, p)
+        data.rows.append({"prompt": p.question, "completions": [s + "\n" for s in it.steps[:-1]] + it.steps[-1:],
+                          "labels": labels, "soft_labels": [1.0 if x else 0.0 for x in labels],
+                          "problem_id": p.id, "rationale_id": it.id, "label_source": "built"})
+        data.train.append(len(data.rows) - 1)
+        added += 1
+    data.provenance["built_rows"] = {"rows": added, "from": "gsm_symbolic gold solutions of training problems, "
+                                     "half with one result corrupted (labels known by construction)"}
+
+
 def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Train the probe PRM on the training problems' labelled steps."""
     from rationales.train.prm import PRMConfig, load_prm_data
@@ -220,6 +250,8 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
         data.train = [i for i in data.train if i in set(keep)]
         data.val = [i for i in data.val if i in set(keep)]
         data.provenance["train_problems_only"] = True
+        if args.built_train:
+            add_built_rows(data, train_ids, args.built_train)
         cache = Path(args.out) / "features.npz"
         from dataclasses import replace
 
@@ -392,7 +424,9 @@ def phase_processbench(backend: Any, store: Any, clock: Clock, train: list[Any],
     from rationales.verify.trained_prm import load_prm
 
     out: dict[str, Any] = {}
-    train_q = {p.question for p in train}
+    from rationales.tasks import reasoning_gym
+
+    train_q = {p.question for p in reasoning_gym.load(TASK, size=POOL, seed=0)[:POOL // 2]}  # the whole training pool
     items = [it for it in build_from_gsm_symbolic(args.pb_items + 20, seed=7) if it.problem not in train_q][:args.pb_items]
     with model_lock():
         prm = load_prm(Path(args.out) / f"probe-{args.sources.split(',')[0]}", backend=backend)
@@ -475,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grounded", type=int, default=3, help="training problems to measure GroundedPRM trees on")
     ap.add_argument("--sources", default="mc", help="label sources to train probes on (the first is evaluated)")
     ap.add_argument("--hidden", type=int, default=0, help="probe MLP hidden units (0: logistic)")
+    ap.add_argument("--built-train", type=int, default=0,
+                    help="also train on N built items (gold/corrupted solutions of training problems)")
     ap.add_argument("--l2", type=float, default=1e-3)
     ap.add_argument("--step-search", type=int, default=20, help="test problems for PRM-guided step search (0: skip)")
     ap.add_argument("--pb-items", type=int, default=60, help="built ProcessBench items")
