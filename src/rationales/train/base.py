@@ -297,6 +297,7 @@ def train_and_save(trainer: Any, cfg: TrainConfig, method: str, tokenizer: Any, 
     """Train (resuming from the last checkpoint when ``cfg.resume``), evaluate, save the merged
     model and tokenizer and write the model card."""
     t0 = time.time()
+    quiet(trainer, cfg)
     ckpt = last_checkpoint(cfg.output_dir) if cfg.resume else None
     out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     metrics: dict[str, Any] = {"train_loss": float(out.training_loss) if out.training_loss is not None else None,
@@ -312,6 +313,15 @@ def train_and_save(trainer: Any, cfg: TrainConfig, method: str, tokenizer: Any, 
     return TrainResult(output_dir=str(cfg.output_dir), method=method, steps=int(trainer.state.global_step),
                        resumed_from=str(ckpt) if ckpt else None, train_loss=metrics["train_loss"], metrics=metrics,
                        examples=examples, seconds=round(time.time() - t0, 2))
+
+
+def quiet(trainer: Any, cfg: TrainConfig) -> None:
+    """Without a progress bar, transformers prints every log dict on stdout; keep stdout for results
+    (``--json``)."""
+    if not cfg.progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
 
 
 def save_trained_model(model: Any, tokenizer: Any, output_dir: str | Path) -> Path:

@@ -41,7 +41,7 @@ from typing import Any
 
 from ..records import Problem, content_hash
 from .base import (DatasetTrainConfig, TrainConfigError, TrainDataError, TrainResult, last_checkpoint,
-                   load_training_rows, opt, require_columns, write_model_card)
+                   load_training_rows, opt, quiet, require_columns, write_model_card)
 
 CONTRASTIVE_COLUMNS = [("prompt", "positives", "negatives")]
 NEGATIVE_METHOD = "qcrd_negative"
@@ -394,6 +394,7 @@ def train_qcrd(cfg: QCRDTrainConfig, *, callbacks: list[Any] | None = None) -> T
         cbs = list(callbacks or []) + ([SaveDiscriminator(disc)] if disc is not None else [])
         trainer = QCRDTrainer(model=model, args=args, train_dataset=ds, data_collator=ContrastiveCollator(
             tok, cfg.max_length), qcrd=cfg, neg_scale=cfg.neg_decay ** (r - 1), disc=disc, callbacks=cbs)
+        quiet(trainer, cfg)
         ckpt = last_checkpoint(rdir) if cfg.resume else None
         if ckpt is not None and disc is not None and (ckpt / "qcrd_discriminator.pt").is_file():
             disc.load(torch.load(ckpt / "qcrd_discriminator.pt"))
