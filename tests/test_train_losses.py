@@ -109,3 +109,25 @@ def test_method_configs_validate_their_own_fields():
         QCRDTrainConfig(data="x", neg_decay=1.5)
     with pytest.raises(TrainConfigError, match="mask_ratio"):
         PINTOTrainConfig(data="x", mask_ratio=1.0)
+
+
+def test_cli_options_are_the_config_fields():
+    """One source of truth: every config field is a CLI option with the field's default."""
+    import dataclasses
+
+    from rationales.cli.train_sft import config_parameters
+    from rationales.train.dpo import DPOTrainConfig
+    from rationales.train.pinto import PINTOTrainConfig
+    from rationales.train.qcrd import QCRDTrainConfig
+    from rationales.train.sft import SFTTrainConfig
+
+    for cls in (SFTTrainConfig, DPOTrainConfig, QCRDTrainConfig, PINTOTrainConfig):
+        params = {p.name: p for p in config_parameters(cls)}
+        names = {f.name for f in dataclasses.fields(cls)} - {"progress"}
+        assert set(params) == names | {"json_out"}
+        for f in dataclasses.fields(cls):
+            if f.name in ("progress", "data"):
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else ",".join(f.default_factory())
+            assert params[f.name].default.default == default, (cls.__name__, f.name)
+            assert params[f.name].default.help.startswith(f.metadata["help"][:20])
