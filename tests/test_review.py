@@ -209,6 +209,9 @@ def test_labels_are_human_checks_with_who_and_when(built):
         # agreement with the checkers: the tool said -1 on step 1 (agrees), prm +1 on step 0 (agrees)
         assert data["agreement"] == {"prm": {"agree": 1, "n": 1}, "tool": {"agree": 1, "n": 1}}
         assert data["progress"]["steps"] == 2
+        home = c.get("/").text  # store-wide agreement of people with each checker
+        assert re.search(r"<tr><td>prm</td><td>1</td><td>1</td>", home) and re.search(r"<tr><td>tool</td><td>1</td>", home)
+        assert "2 steps labelled (of 27)" in home and "0 rationales fully and 1 partly labelled (of 8)" in home
     with Store(built["path"]) as s:
         r = s.get_rationale(rid)
         checks = [c for st in r.steps for c in st.checks if c.kind == "human"]
