@@ -159,7 +159,11 @@ def verify(items: VerifyInput, store: Store, backend: Backend | None, config: Ve
             from ..verify.arithmetic import check_rationale
 
             for r in rationales:
-                check_rationale(r, rel_tol=cfg.rel_tol)
+                try:
+                    check_rationale(r, rel_tol=cfg.rel_tol)
+                except Exception as e:  # one rationale the checker cannot handle must not stop verify
+                    r.outcome = "error"
+                    r.meta["error"] = f"tool check failed: {type(e).__name__}: {e}"[:500]
         elif name == "mc":
             from ..verify.mc import mc_labels
 
