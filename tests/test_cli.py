@@ -146,7 +146,7 @@ def test_dead_server(capsys, tmp_path):
 
 
 def test_disk_full_loses_no_stored_sample(capsys, tmp_path, script, monkeypatch):
-    import rationales.cli.core as core
+    import rationales.cli.common as common  # the commands open stores through cli.common
 
     path = tmp_path / "s.sqlite"
 
@@ -156,7 +156,7 @@ def test_disk_full_loses_no_stored_sample(capsys, tmp_path, script, monkeypatch)
         s.conn.execute(f"PRAGMA max_page_count={pages + 12}")  # a disk that fills up mid-run
         return s
 
-    monkeypatch.setattr(core, "open_store", small_store)
+    monkeypatch.setattr(common, "open_store", small_store)
     code, _, err = cli(capsys, "run", "demo", "--backend", "fake", "--model", script, "-n", "8", "-k", "20",
                        "--store", path, "--out", tmp_path / "o")
     line = one_line_error(code, err)

@@ -10,6 +10,7 @@ from rationales.backends.fake import FakeBackend
 from rationales.cli import main
 from rationales.jobs.compare import STRATEGIES, CompareConfig, Estimate, compare, parse_budgets, plan
 from rationales.tasks import load_task
+from rationales.report import write_report
 
 ASSISTANT = "<|im_start|>assistant\n"
 FULL = "12 - 5 = 7\n7 + 8 = 15\nThe answer is 15."  # 14 whitespace tokens, 3 steps
@@ -33,15 +34,18 @@ def cli(capsys, *args):
     out, err = capsys.readouterr()
     return code, out, err
 
+#: the strategies these hand-checked budgets cover (judge_vote / judge_best_of_n: tests/test_judge*.py)
+SAMPLE_STRATEGIES = [s for s in STRATEGIES if not s.startswith("judge_")]
+
 
 def test_plan_sizes_fit_the_budget():
     est = Estimate(tokens_per_sample=50, steps_per_sample=5, greedy_tokens=48)
-    sizes = {s: plan(s, 400, est) for s in STRATEGIES}
+    sizes = {s: plan(s, 400, est) for s in SAMPLE_STRATEGIES}
     assert sizes == {"greedy": {}, "vote": {"n": 8}, "weighted_vote": {"n": 8}, "tool_vote": {"n": 8},
                      "best_of_n": {"n": 8}, "adaptive": {"max_samples": 8}, "step_search": {"n": 8},
                      "beam": {"beams": 2, "expand": 3},
                      "mcts": {"rollouts": 5, "children": 3}}  # 400 // (50 * (1 + 3/5)) = 5
-    tiny = {s: plan(s, 30, est) for s in STRATEGIES}  # below one sample: everything at its smallest
+    tiny = {s: plan(s, 30, est) for s in SAMPLE_STRATEGIES}  # below one sample: everything at its smallest
     assert tiny["vote"] == {"n": 1} and tiny["beam"] == {"beams": 1, "expand": 1}
     assert tiny["mcts"] == {"rollouts": 1, "children": 3}
     assert parse_budgets("1000, 500,500") == [500, 1000]
@@ -54,8 +58,9 @@ def test_compare_matches_budgets_on_counted_tokens(tmp_path, store):
     mcts: 56 // (14 * 2) = 2 rollouts: 3 x 5 + rollout 9, then 3 x 5 + rollout 4 = 43; greedy 14."""
     problems = load_task("demo", limit=1)
     fake = FakeBackend(script=tom_script, logprob_fn=lambda p, c: -0.1 if c == "+" else -2.3)
-    cfg = CompareConfig(strategies=list(STRATEGIES), budgets=[56], prm="llm", out=str(tmp_path / "out"))
+    cfg = CompareConfig(strategies=SAMPLE_STRATEGIES, budgets=[56], prm="llm", out=str(tmp_path / "out"))
     s = compare(cfg, fake, store, problems)
+    write_report(s, cfg.out)
     assert s["estimate"] == {"tokens_per_sample": 14.0, "steps_per_sample": 3.0, "greedy_tokens": 14.0}
     spent = {name: row["tokens"] for name, row in s["strategies"].items()}
     assert spent == {"greedy": 14, "vote": 56, "weighted_vote": 56, "tool_vote": 56, "best_of_n": 56,

@@ -90,7 +90,7 @@ def test_the_cli_passes_every_flag_into_the_config(monkeypatch, tmp_path):
 
 def test_run_method_context_gets_every_run_option(monkeypatch, tmp_path):
     """`run --method` honours --top-p, --template, and every other option `run` shows."""
-    import rationales.cli.core as core
+    import rationales.cli.common as common
     import rationales.jobs.methods as methods
     import rationales.tasks as tasks
 
@@ -115,7 +115,7 @@ def test_run_method_context_gets_every_run_option(monkeypatch, tmp_path):
         raise Stop
 
     monkeypatch.setattr(tasks, "load_task", fake_load_task)
-    monkeypatch.setattr(core, "make_backend", fake_backend)
+    monkeypatch.setattr(common, "make_backend", fake_backend)
     monkeypatch.setattr(methods, "run_method", fake_run_method)
     with pytest.raises(Stop):
         run_cmd(task="t.jsonl", backend="fake", model="m.json", samples=3, limit=2, size=7, seed=5, temperature=0.3,

@@ -7,9 +7,8 @@ from typing import Optional
 import typer
 
 from ..jobs.compare import DEFAULT_STRATEGIES, CompareConfig
-from .common import JsonOpt, err_console, make_backend, open_store, out_console, parse_backend_opts, print_json, \
-    progress_bar
-from .options import opt
+from .common import JsonOpt, err_console, out_console, parse_backend_opts, progress_bar
+from .options import emit, opt, session
 from .render import say, table
 
 
@@ -65,21 +64,16 @@ def compare_cmd(
     names, budget_list = cfg.strategies, cfg.budgets
     load_template(cfg.template)
     problems = load_task(cfg.task, size=cfg.size, seed=cfg.seed, limit=cfg.limit, **cfg.task_options())
-    with open_store(cfg.store) as st:
-        be = make_backend(cfg.backend, cfg.model, cfg.base_url, **cfg.backend_options)
-        try:
-            if not json_out:
-                say(err_console, f"{task}: {len(problems)} problems, {len(names)} strategies at "
-                    f"{', '.join(map(str, budget_list))} tokens/problem on {be.name}:{be.model}",
-                    bold="rationales compare")
-            with progress_bar(len(names) * len(budget_list), "strategies", enabled=not json_out) as advance:
-                result = compare(cfg, be, st, problems, on_progress=lambda name, b: advance(1))
-        finally:
-            be.close()
+    with session(cfg) as (st, be):
+        if not json_out:
+            say(err_console, f"{task}: {len(problems)} problems, {len(names)} strategies at "
+                f"{', '.join(map(str, budget_list))} tokens/problem on {be.name}:{be.model}",
+                bold="rationales compare")
+        with progress_bar(len(names) * len(budget_list), "strategies", enabled=not json_out) as advance:
+            result = compare(cfg, be, st, problems, on_progress=lambda name, b: advance(1))
         write_report(result, cfg.out)
-    summary = result.to_json()
-    if json_out:
-        print_json(summary)
+    summary = emit(result, json_out)
+    if summary is None:
         return
     cols = ["strategy", "size", "accuracy", "95% CI", "tokens", "tok/problem", "acc/1k tok"]
     rows = [[name, size_label(name, r["size"]), f"{r['accuracy']:.3f}", f"{r['ci_low']:.2f}-{r['ci_high']:.2f}",

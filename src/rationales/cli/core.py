@@ -9,9 +9,9 @@ import typer
 
 from ..config import ConfigError
 from ..jobs.run import RunConfig
-from .common import JsonOpt, StoreOpt, err_console, make_backend, open_store, out_console, parse_backend_opts, \
-    print_json, progress_bar
-from .options import opt, parse_key_values
+from .common import JsonOpt, StoreOpt, err_console, open_store, out_console, parse_backend_opts, print_json, \
+    progress_bar
+from .options import emit, opt, parse_key_values, session
 from .render import say, strategies_table, table
 
 
@@ -72,20 +72,15 @@ def run_cmd(
 
     load_template(cfg.template)  # fail on a bad template before any model is loaded
     problems = load_task(cfg.task, size=cfg.size, seed=cfg.seed, limit=cfg.limit, **cfg.task_options())
-    with open_store(cfg.store) as st:
-        be = make_backend(cfg.backend, cfg.model, cfg.base_url, **cfg.backend_options)
-        try:
-            if not json_out:
-                say(err_console, f"{cfg.task}: {len(problems)} problems × (1 greedy + {cfg.samples} samples) on "
-                    f"{be.name}:{be.model}", bold="rationales run")
-            with progress_bar(len(problems) * (cfg.samples + 1), "sampling", enabled=not json_out) as advance:
-                result = run(cfg, be, st, problems, on_progress=advance)
-        finally:
-            be.close()
+    with session(cfg) as (st, be):
+        if not json_out:
+            say(err_console, f"{cfg.task}: {len(problems)} problems × (1 greedy + {cfg.samples} samples) on "
+                f"{be.name}:{be.model}", bold="rationales run")
+        with progress_bar(len(problems) * (cfg.samples + 1), "sampling", enabled=not json_out) as advance:
+            result = run(cfg, be, st, problems, on_progress=advance)
         write_report(result, cfg.out)
-    summary = result.to_json()
-    if json_out:
-        print_json(summary)
+    summary = emit(result, json_out)
+    if summary is None:
         return
     out_console.print(strategies_table(f"{cfg.task} · {summary['model']} · {summary['problems']} problems",
                                        summary["strategies"]))
@@ -107,23 +102,18 @@ def _run_method(cfg: RunConfig, json_out: bool) -> None:
     check_method(name, cfg.method_options, template=cfg.template)
     load_template(cfg.template)
     problems = load_task(cfg.task, size=cfg.size, seed=cfg.seed, limit=cfg.limit, **cfg.task_options())
-    with open_store(cfg.store) as st:
-        be = make_backend(cfg.backend, cfg.model, cfg.base_url, **cfg.backend_options)
-        try:
-            if not json_out:
-                say(err_console, f"{cfg.task}: {len(problems)} problems on {be.name}:{be.model}",
-                    bold=f"rationales run --method {name}")
-            ctx = MethodContext(problems=problems, backend=be, store=st, out=Path(cfg.out), task=cfg.task,
-                                samples=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_tokens=cfg.max_tokens, seed=cfg.seed, size=cfg.size, template=cfg.template,
-                                options=dict(cfg.method_options))
-            result = run_method(name, ctx)
-        finally:
-            be.close()
+    with session(cfg) as (st, be):
+        if not json_out:
+            say(err_console, f"{cfg.task}: {len(problems)} problems on {be.name}:{be.model}",
+                bold=f"rationales run --method {name}")
+        ctx = MethodContext(problems=problems, backend=be, store=st, out=Path(cfg.out), task=cfg.task,
+                            samples=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
+                            max_tokens=cfg.max_tokens, seed=cfg.seed, size=cfg.size, template=cfg.template,
+                            options=dict(cfg.method_options))
+        result = run_method(name, ctx)
         write_report(result, cfg.out)
-    summary = result.to_json()
-    if json_out:
-        print_json(summary)
+    summary = emit(result, json_out)
+    if summary is None:
         return
     if summary.get("strategies"):
         out_console.print(strategies_table(f"{cfg.task} · method {name}", summary["strategies"]))

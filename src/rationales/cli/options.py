@@ -4,6 +4,8 @@ cannot drift (tests/test_config.py checks every command against its config)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -31,3 +33,28 @@ def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, str]:
             raise RationalesError(f"{flag} expects KEY=VALUE, got '{pair}'.")
         out[key.strip()] = value
     return out
+
+
+@contextmanager
+def session(cfg: Any, *, create: bool = True, model: bool = True) -> Iterator[tuple[Any, Any]]:
+    """The store and (when ``model``) the backend of a job config, closed afterwards."""
+    from .common import make_backend, open_store
+
+    with (open_store(cfg.store) if create else open_store(cfg.store, create=False)) as st:
+        be = make_backend(cfg.backend, cfg.model, cfg.base_url, **cfg.backend_options) if model else None
+        try:
+            yield st, be
+        finally:
+            if be is not None:
+                be.close()
+
+
+def emit(result: Any, json_out: bool) -> dict[str, Any] | None:
+    """The result's JSON: printed (and None returned) with ``--json``, else returned for the table."""
+    from .common import print_json
+
+    summary = result.to_json()
+    if json_out:
+        print_json(summary)
+        return None
+    return summary

@@ -10,7 +10,7 @@ import typer
 from ..jobs.processbench import ProcessBenchConfig
 from ..jobs.verify import VerifyConfig
 from .common import JsonOpt, err_console, make_backend, open_store, out_console, print_json, progress_bar
-from .options import opt
+from .options import emit, opt, session
 from .render import say, table
 
 
@@ -48,24 +48,19 @@ def verify_cmd(
     cfg = VerifyConfig(store=store, checkers=checkers.split(","), backend=backend, model=model, base_url=base_url,
                        method=method, limit=limit, mc_samples=mc_samples, mc_max_tokens=mc_max_tokens,
                        temperature=temperature, threshold=threshold, rel_tol=rel_tol, rule=rule, seed=seed, out=out)
-    with open_store(cfg.store, create=False) as st:
+    with open_store(cfg.store, create=False) as st:  # rationales are checked before a model is loaded
         items = load_rationales(st, method=cfg.method, limit=cfg.limit)
+    with session(cfg, create=False, model=cfg.needs_model) as (st, be):
         if not json_out:
             say(err_console, f"{len(items.rationales)} rationales, {items.steps} steps, checkers: "
                 f"{', '.join(cfg.checkers)}", bold="rationales verify")
-        be = make_backend(cfg.backend, cfg.model, cfg.base_url) if cfg.needs_model else None
-        try:
-            total = mc_rollouts(items.rationales, cfg.mc_samples) if "mc" in cfg.checkers else 0
-            with progress_bar(total, "mc rollouts", enabled=not json_out and total > 0) as advance:
-                result = verify(items, st, be, cfg, on_progress=advance)
-        finally:
-            if be is not None:
-                be.close()
+        total = mc_rollouts(items.rationales, cfg.mc_samples) if "mc" in cfg.checkers else 0
+        with progress_bar(total, "mc rollouts", enabled=not json_out and total > 0) as advance:
+            result = verify(items, st, be, cfg, on_progress=advance)
     result.store = store
     write_report(result, cfg.out)
-    summary = result.to_json()
-    if json_out:
-        print_json(summary)
+    summary = emit(result, json_out)
+    if summary is None:
         return
     out_console.print(steps_table(result.records["rationales"]))
     out_console.print(agreement_table(summary["consensus"], cfg.rule))

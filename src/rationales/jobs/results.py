@@ -46,55 +46,49 @@ class JobResult(Mapping[str, Any]):
         return len(self.to_json())
 
 
-@dataclass(eq=False)
-class RunResult(JobResult):
-    """``rationales run``: greedy vs sample@1 vs vote@N, with the vote curve and calibration."""
+@dataclass(eq=False, kw_only=True)
+class SamplingRunResult(JobResult):
+    """What every job that samples and records a run reports: the run, the model, the counts of
+    new and cached samples and the tokens they cost."""
 
     run_id: str
     task: str
     backend: str
     model: str
     problems: int
-    samples_per_problem: int
     strategies: dict[str, dict[str, Any]]
     samples_new: int
     samples_cached: int
     tokens: int
     tokens_new: int
-    outcomes: dict[str, int]
-    curve: list[dict[str, float]]
-    calibration: dict[str, Any]
     time_s: float
     store: str
     report: str | None = None
-    #: problems, greedy rationales, samples, vote selections (for report/run.py)
+    #: the records the report page shows (kept out of the JSON)
     records: dict[str, Any] = _records()
 
 
-@dataclass(eq=False)
-class CompareResult(JobResult):
-    """``rationales compare``: strategies at equal token budgets."""
+@dataclass(eq=False, kw_only=True)
+class RunResult(SamplingRunResult):
+    """``rationales run``: greedy vs sample@1 vs vote@N, with the vote curve and calibration
+    (records: problems, greedy rationales, samples, vote selections)."""
 
-    run_id: str
-    task: str
-    backend: str
-    model: str
-    problems: int
+    samples_per_problem: int
+    outcomes: dict[str, int]
+    curve: list[dict[str, float]]
+    calibration: dict[str, Any]
+
+
+@dataclass(eq=False, kw_only=True)
+class CompareResult(SamplingRunResult):
+    """``rationales compare``: strategies at equal token budgets (records: problems, each
+    strategy's selections)."""
+
     budgets: list[int]
     prm: str
     how: str
     estimate: dict[str, float]
-    strategies: dict[str, dict[str, Any]]
     curves: dict[str, list[dict[str, Any]]]
-    samples_new: int
-    samples_cached: int
-    tokens: int
-    tokens_new: int
-    time_s: float
-    store: str
-    report: str | None = None
-    #: problems and each strategy's selections (for report/compare.py)
-    records: dict[str, Any] = _records()
 
 
 @dataclass(eq=False)
