@@ -226,7 +226,7 @@ class TaskConfig(Config):
     task: str = setting("demo", help="Task: demo, reasoning_gym:NAME, a .jsonl/.csv/.parquet file, or a dataset dir.")
     limit: int | None = setting(10, lo=1, hi=MAX_PROBLEMS, help="Use the first K problems.")
     size: int = setting(50, lo=1, hi=MAX_PROBLEMS, help="reasoning-gym: how many problems to generate.")
-    seed: int = setting(0, lo=-MAX_SEED, hi=MAX_SEED, help="Base seed.")
+    seed: int = setting(0, lo=-MAX_SEED, hi=MAX_SEED, help="Base seed; every sample derives its own seed from it.")
     question_col: str = setting("question", help="File tasks: question column.")
     answer_col: str = setting("answer", help="File tasks: gold answer column.")
     context_col: str | None = setting(None, help="File tasks: context column.")
@@ -249,6 +249,9 @@ class BackendConfig(Config):
     base_url: str | None = setting(None, help="OpenAI-compatible server URL (openai backend).")
     backend_options: dict[str, Any] = setting(default_factory=dict, flag="--backend-opt",
                                               help="Extra backend options KEY=VALUE.")
+    ray: str | None = setting(None, help="Run the backend as a pool of Ray actors: --ray alone starts a local Ray, "
+                                         "--ray ADDRESS joins a cluster (auto, ray://host:10001).")
+    ray_actors: int = setting(2, lo=1, hi=4096, help="With --ray: actors, one backend (model) each.")
 
 
 @dataclass

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Backend
+from ..config import MAX_SAMPLES, MAX_SEED, MAX_TEMPERATURE, MAX_TOKENS, Config, setting
 from ..errors import RationalesError
 from ..generate import GenerationStats, SampleSpec, continuation_prompt, finish_rationale, generate, steps_prefix
 from ..prompts import RenderedPrompt, render
@@ -313,18 +314,20 @@ def path_rationale(problem: Problem, prompt: RenderedPrompt, model: str, method:
 
 
 @dataclass
-class MCTSConfig:
-    """Parameters of one MCTS run (defaults: GroundedPRM, papers.md section 5)."""
+class MCTSConfig(Config):
+    """Parameters of one MCTS run (defaults: GroundedPRM, papers.md section 5), validated on
+    construction with the bounds of ``config.py``. The sampling fields keep their own names
+    (``rollout_tokens``, no ``top_p``) because the dict of this config is the tree's cache key."""
 
-    rollouts: int = 10  # MCTS iterations (simulations) per problem
-    children: int = 3  # candidate steps per expansion
-    c: float = 1.414  # UCT exploration constant
-    max_depth: int = 7  # tree steps below the root; deeper nodes are valued by rollouts only
-    gamma: float = 0.9  # discount per level in the backup
-    temperature: float = 0.7
-    max_step_tokens: int = 128
-    rollout_tokens: int = 512
-    seed: int = 0
+    rollouts: int = setting(10, lo=1, hi=MAX_SAMPLES, help="MCTS iterations (simulations) per problem.")
+    children: int = setting(3, lo=1, hi=16, help="Candidate steps per expansion.")
+    c: float = setting(1.414, lo=0.0, hi=100.0, help="UCT exploration constant.")
+    max_depth: int = setting(7, lo=1, hi=256, help="Tree steps below the root; deeper nodes are valued by rollouts.")
+    gamma: float = setting(0.9, lo=0.0, hi=1.0, lo_open=True, help="Discount per level in the backup.")
+    temperature: float = setting(0.7, lo=0.0, hi=MAX_TEMPERATURE, help="Temperature of steps and rollouts.")
+    max_step_tokens: int = setting(128, lo=1, hi=MAX_TOKENS, help="Max new tokens of one proposed step.")
+    rollout_tokens: int = setting(512, lo=1, hi=MAX_TOKENS, help="Max new tokens of a rollout.")
+    seed: int = setting(0, lo=-MAX_SEED, hi=MAX_SEED, help="Base seed.")
     template: str = "cot"
     method: str = "mcts"
     extra: dict[str, Any] = field(default_factory=dict)  # caller settings that change results (tree key)
