@@ -181,3 +181,38 @@ def test_power_towers_and_huge_numbers_are_refused_fast():
     # ordinary powers still go through
     assert check_answer(Problem.make("q", "1024", answer_type="math"), "2^{10}") is True
     assert check_answer(Problem.make("q", "e^{x^2}", answer_type="math"), "e^{x^{2}}") is True
+
+
+def test_the_issue_reproduction_from_the_cli(tmp_path, capsys):
+    """`rationales run reasoning_gym:spiral_matrix --backend fake --model script.json -n 1 -k 1`
+    with a model that answers with code created the file (issue 9); and poison answers (400
+    digits, a power tower) are stored as outcomes and never stop the run or its rerun."""
+    import json
+
+    from rationales.cli import main
+    from rationales.store import Store
+
+    target = tmp_path / "pwned"
+    for task in ("spiral_matrix", "countdown", "puzzle24", "polynomial_multiplication", "n_queens",
+                 "string_insertion", "binary_matrix"):
+        script = tmp_path / "s.json"
+        script.write_text(json.dumps({"*": [f'The answer is __import__("os").system("touch {target}")']}))
+        args = ["run", f"reasoning_gym:{task}", "--backend", "fake", "--model", str(script), "-n", "1", "-k", "1",
+                "--store", str(tmp_path / "rg.sqlite"), "--out", str(tmp_path / "out"), "--json"]
+        assert main(args) == 0, capsys.readouterr().err
+    assert not target.exists()
+    script = tmp_path / "poison.json"
+    script.write_text(json.dumps({"apples": ["The answer is " + "9" * 400], "*": ["So \\boxed{9^{9^{9^{9}}}}"]}))
+    task = tmp_path / "t.jsonl"
+    task.write_text(json.dumps({"question": "How many apples?", "answer": "12"}) + "\n"
+                    + json.dumps({"question": "Half of one?", "answer": "\\frac{1}{2}"}) + "\n")
+    args = ["run", str(task), "--backend", "fake", "--model", str(script), "-n", "2", "-k", "3",
+            "--store", str(tmp_path / "p.sqlite"), "--out", str(tmp_path / "out"), "--json"]
+    t0 = time.perf_counter()
+    assert main(args) == 0 and main(args) == 0, capsys.readouterr().err
+    assert time.perf_counter() - t0 < 60
+    with Store(tmp_path / "p.sqlite") as s:
+        rs = s.rationales()
+    assert {r.outcome for r in rs} <= {"ok", "error"} and any(r.outcome == "error" for r in rs)
+    assert all("power" in r.meta["error"] for r in rs if r.outcome == "error")
+    assert any(r.answer == "9" * 400 and r.correct is False for r in rs)
