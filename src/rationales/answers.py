@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -180,27 +181,26 @@ def _sandbox_jobs(jobs: list[dict]) -> list[Any]:
     from .tasks.sandbox import run_jobs
 
     keys = [json.dumps(j, sort_keys=True, default=str) for j in jobs]
-    todo = [k for k in dict.fromkeys(keys) if k not in _JOB_CACHE]
-    if todo:
-        for k, res in zip(todo, run_jobs([json.loads(k) for k in todo])):
+    with _JOB_LOCK:
+        todo = [k for k in dict.fromkeys(keys) if k not in _JOB_CACHE]
+    got = dict(zip(todo, run_jobs([json.loads(k) for k in todo]))) if todo else {}
+    out = []
+    with _JOB_LOCK:
+        for k, res in got.items():
             if res.error is None or "took longer" in res.error or "CPU" in res.error:
                 _JOB_CACHE[k] = res  # timeouts are remembered too: retrying costs the same again
         while len(_JOB_CACHE) > 8192:
             _JOB_CACHE.popitem(last=False)
-    out = []
-    for k in keys:
-        res = _JOB_CACHE.get(k)
-        if res is None:  # not cached (a worker failure): run it once more alone
-            from .tasks.sandbox import run_jobs as again
-
-            res = again([json.loads(k)])[0]
-        else:
-            _JOB_CACHE.move_to_end(k)
-        out.append(res)
+        for k in keys:
+            res = got.get(k) or _JOB_CACHE.get(k)
+            if k in _JOB_CACHE:
+                _JOB_CACHE.move_to_end(k)
+            out.append(res)
     return out
 
 
 _JOB_CACHE: OrderedDict[str, Any] = OrderedDict()
+_JOB_LOCK = threading.Lock()
 
 
 def math_equal(gold: str, answer: str) -> bool | None:
@@ -325,6 +325,7 @@ def grade_answers(items: Sequence[tuple[Problem, str | None]], rel_tol: float = 
         except Exception as e:  # a bug in a local comparison must not stop a run
             plans.append(Grade(None, f"answer check failed: {type(e).__name__}: {e}"))
     jobs = [j for p in plans if not isinstance(p, Grade) for j in p[0]]
+    failure = "no result from the scoring worker"
     try:
         results = _sandbox_jobs(jobs) if jobs else []
     except Exception as e:  # the worker could not start at all

@@ -24,6 +24,10 @@ def load(path: str | Path, split: str | None = None, **mapping: Any) -> list[Pro
         ds = datasets.load_from_disk(str(path))
     except (FileNotFoundError, ValueError) as e:
         raise TaskError(f"{path} is not a dataset saved with save_to_disk ({e}).") from e
+    except Exception as e:  # a damaged saved dataset: arrow/json/fsspec errors
+        if type(e).__module__.split(".")[0] in ("datasets", "pyarrow", "fsspec", "json") or isinstance(e, OSError):
+            raise TaskError(f"Cannot read the saved dataset {path} ({type(e).__name__}: {str(e)[:200]}).") from e
+        raise
     if isinstance(ds, datasets.DatasetDict):
         if split is None:
             split = "test" if "test" in ds else next(iter(ds))
