@@ -9,7 +9,7 @@ from typing import Any
 
 from ...records import Check, Rationale, Step
 from .evaluate import Undefined, Unsupported, as_fraction, real_value
-from .lexer import EQ, NUM, OF, OP, PCT, RP, SEP, UNK, VAR, WORD, Tok, tokenize
+from .lexer import EQ, NUM, OF, OP, PCT, RP, SEP, VAR, WORD, Tok, tokenize
 from .parser import Expr, Parser, fmt, num_node
 from .symbolic import (REWRITE_CUES, SETUP_CUES, TRIAL_CUES, Context, Pending, difference, is_bare_symbol,
                        linear_root, reads_as_equation, solution_holds, sym_value)
@@ -52,7 +52,8 @@ class Claim:
         if self.kind == "identity":
             return f"{self.lhs} = {self.rhs}: {self.note} ({verdict})"
         if self.kind in ("solution", "equation"):
-            return f"{self.expression}: {self.note}; {self.lhs} gives {_num(self.value)}, stated {_num(self.claimed)} " \
+            return f"{self.expression}: {self.note}; {self.lhs} gives {_num(self.value)}, " \
+                   f"stated {_num(self.claimed)} " \
                    f"({self.tolerance}; {verdict})"
         if self.value is None:
             return f"{self.lhs} has no value ({self.note or 'undefined'}); claimed {_num(self.claimed)} (wrong)"

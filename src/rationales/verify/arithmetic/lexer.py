@@ -356,7 +356,8 @@ def _tokenize(text: str) -> list[Tok]:
         if c.isascii() and c.isalpha():
             m = _EQ_WORDS.match(text, i)
             if m and (i == 0 or not text[i - 1].isalpha()):
-                add(EQ, i, m.end(), op="≈" if m.end() > i + len(m.group(1)) else ("is" if m.group(1) == "is" else "="))
+                rel = "≈" if m.end() > i + len(m.group(1)) else ("is" if m.group(1) == "is" else "=")
+                add(EQ, i, m.end(), op=rel)
                 i = m.end()
                 continue
             m = _MULT_BY.match(text, i)
@@ -400,7 +401,8 @@ def _tokenize(text: str) -> list[Tok]:
             add(WORD, i, j)
             i = j
             continue
-        if cat in ("Nd", "Nl") or (cat == "No" and not (c in "①②③④⑤⑥⑦⑧⑨⑩" or "\u2776" <= c <= "\u2793")):
+        circled = c in "①②③④⑤⑥⑦⑧⑨⑩" or "\u2776" <= c <= "\u2793"  # list markers
+        if cat in ("Nd", "Nl") or (cat == "No" and not circled):
             add(UNK, i, i + 1)  # other scripts' digits, fractions, numerals: not read
         else:
             add(SEP, i, i + 1)  # any other punctuation ends an expression

@@ -258,7 +258,6 @@ class Parser:
             e.end = self.units(e.end)
             return e
         if k == CONST:
-            tok = self.t[j]
             return Expr("pi", ("pi",), i, j + 1, ops=1, nums=0, last_num=j)
         if self.symbolic and self.is_var(j):
             tok = self.t[j]
@@ -336,7 +335,8 @@ class Parser:
         if start > lo and self.kind(start - 1) not in (WORD, EQ):
             return None  # the window cuts an expression that is longer than the parser reads
         for s in range(m):
-            if not (sub.operand_start(s) or (sub.symbolic and sub.is_var(s)) or (sub.kind(s) == OP and sub.t[s].op in "+-")):
+            sign = sub.kind(s) == OP and sub.t[s].op in "+-"
+            if not (sub.operand_start(s) or (sub.symbolic and sub.is_var(s)) or sign):
                 continue
             e = sub.expr(s)
             if e is None or e.end != m:

@@ -181,5 +181,6 @@ def solution_holds(p: Pending, name: str, v: Fraction, decimals: int, rel_tol: f
     return abs(res) <= Fraction(rel_tol) * max(abs(v), Fraction(1)) + Fraction(1, 10**9), r
 
 
-__all__ = ["Context", "Pending", "identity_holds", "difference", "reads_as_equation", "solution_holds", "sym_value", "is_bare_symbol",
+__all__ = ["Context", "Pending", "identity_holds", "difference", "reads_as_equation", "solution_holds", "sym_value",
+           "is_bare_symbol",
            "REWRITE_CUES", "TRIAL_CUES", "SETUP_CUES"]
