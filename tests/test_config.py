@@ -76,7 +76,7 @@ def test_the_cli_passes_every_flag_into_the_config(monkeypatch, tmp_path):
                   temperature=0.3, top_p=0.5, max_tokens=99, template="cot_fewshot", method="utility",
                   store=str(tmp_path / "s.sqlite"), out=str(tmp_path / "o"), base_url="http://x",
                   backend_opt=["delay=0"], method_opt=["per_step=false"], question_col="q", answer_col="a",
-                  context_col="c", answer_type="number", json_out=True)
+                  context_col="c", answer_type="number", ray="ray://head:10001", ray_actors=3, json_out=True)
     assert set(values) == set(inspect.signature(run_cmd).parameters)
     with pytest.raises(Stop):
         run_cmd(**values)
@@ -121,14 +121,15 @@ def test_run_method_context_gets_every_run_option(monkeypatch, tmp_path):
         run_cmd(task="t.jsonl", backend="fake", model="m.json", samples=3, limit=2, size=7, seed=5, temperature=0.3,
                 top_p=0.5, max_tokens=99, template="cot_fewshot", method="utility", store=str(tmp_path / "s.sqlite"),
                 out=str(tmp_path / "o"), base_url="http://x", backend_opt=["delay=0"], method_opt=["per_step=false"],
-                question_col="q", answer_col="a", context_col="c", answer_type="number", json_out=True)
+                question_col="q", answer_col="a", context_col="c", answer_type="number", ray="local", ray_actors=3,
+                json_out=True)
     ctx = seen["ctx"]
     assert (ctx.samples, ctx.seed, ctx.size, ctx.temperature, ctx.top_p, ctx.max_tokens, ctx.template) == \
         (3, 5, 7, 0.3, 0.5, 99, "cot_fewshot")
     assert ctx.task == "t.jsonl" and str(ctx.out) == str(tmp_path / "o") and ctx.options == {"per_step": "false"}
     assert seen["task"] == ("t.jsonl", {"size": 7, "seed": 5, "limit": 2, "question_col": "q", "answer_col": "a",
                                         "answer_type": "number", "context_col": "c"})
-    assert seen["backend"] == ("fake", "m.json", "http://x", {"delay": 0})
+    assert seen["backend"] == ("fake", "m.json", "http://x", {"delay": 0, "ray": "local", "ray_actors": 3})
     assert ctx.cot_specs()[0].prompt.template == "cot_fewshot"
 
 

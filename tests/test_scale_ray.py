@@ -200,3 +200,50 @@ def test_ray_data_llm_http_processor_against_a_real_server(server, tmp_path):  #
     assert all(r.text and r.tokens <= 12 for rs in rows for r in rs)
     with pytest.raises(BackendError, match="generation only"):
         backend.logprobs("x", ["y"])
+
+
+# ---------------------------------------------------------------- the CLI
+
+def _summary(capsys, args):
+    import json
+
+    from rationales.cli import main
+
+    capsys.readouterr()
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    for volatile in ("run_id", "time_s", "store", "report", "out", "samples_new", "samples_cached", "tokens_new"):
+        out.pop(volatile, None)
+    return out
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "demo", "-n", "3", "-k", "4"],
+    ["compare", "demo", "-k", "3", "--strategies", "greedy,vote,step_search", "--budget", "300"],
+])
+def test_cli_ray_gives_the_same_summary_as_one_process(command, tmp_path, capsys):
+    common = ["--backend", "fake", "--json"]
+    alone = _summary(capsys, command + common + ["--store", str(tmp_path / "a.sqlite"), "--out", str(tmp_path / "a")])
+    on_ray = _summary(capsys, command + common + ["--store", str(tmp_path / "b.sqlite"), "--out", str(tmp_path / "b"),
+                                                  "--ray", "--ray-actors", "2"])
+    assert on_ray == alone
+
+
+def test_cli_verify_with_mc_rollouts_on_ray(tmp_path, capsys):
+    from rationales.cli import main
+
+    store = str(tmp_path / "v.sqlite")
+    assert main(["run", "demo", "--backend", "fake", "-n", "2", "-k", "2", "--store", store, "--out",
+                 str(tmp_path / "o"), "--json"]) == 0
+    out = _summary(capsys, ["verify", "--store", store, "--checkers", "tool,mc", "--backend", "fake", "--mc-samples", "2",
+                            "--out", str(tmp_path / "v"), "--json", "--ray"])
+    alone = _summary(capsys, ["verify", "--store", store, "--checkers", "tool,mc", "--backend", "fake",
+                              "--mc-samples", "2", "--out", str(tmp_path / "v2"), "--json"])
+    assert out == alone
+
+
+def test_cli_bad_ray_options_are_one_line_errors(capsys):
+    from rationales.cli import main
+
+    assert main(["run", "demo", "--backend", "fake", "--ray", "--ray-actors", "0"]) == 2
+    assert "--ray-actors must be at least 1" in capsys.readouterr().err

@@ -50,10 +50,25 @@ def _one_line(text: str) -> str:
                    for ch in text.strip())
 
 
+#: options whose value may be left out (typer has no optional-value options): flag -> implied value
+OPTIONAL_VALUES = {"--ray": "local"}
+
+
+def with_implied_values(argv: list[str]) -> list[str]:
+    """``--ray`` alone (last, or followed by another option) means ``--ray local``."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg in OPTIONAL_VALUES and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append(OPTIONAL_VALUES[arg])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..errors import RationalesError
 
     try:
+        argv = with_implied_values(list(sys.argv[1:] if argv is None else argv))
         # standalone mode: typer prints usage errors itself and ends with SystemExit
         build_app()(args=argv, prog_name="rationales")
         return 0

@@ -58,7 +58,8 @@ def parse_backend_opts(pairs: list[str] | None) -> dict[str, Any]:
     return opts
 
 
-def make_backend(name: str, model: str | None, base_url: str | None = None, /, **options: Any) -> Backend:
+def make_backend(name: str, model: str | None, base_url: str | None = None, /, *, ray: str | None = None,
+                 ray_actors: int = 2, **options: Any) -> Backend:
     for key, flag in (("model", "--model"), ("base_url", "--base-url")):
         if key in options:
             raise RationalesError(f"'{key}' is not a backend option (-o {key}=...); give it with {flag}.")
@@ -67,6 +68,8 @@ def make_backend(name: str, model: str | None, base_url: str | None = None, /, *
         opts["model"] = model
     if base_url is not None:
         opts["base_url"] = base_url
+    if ray:
+        return ray_backend(name, opts, ray, ray_actors)
     if name == "llamacpp":
         opts.setdefault("n_threads", int(os.environ.get("RATIONALES_THREADS", "2")))
     try:
@@ -74,6 +77,27 @@ def make_backend(name: str, model: str | None, base_url: str | None = None, /, *
     except ImportError as e:
         raise RationalesError(f"Backend '{name}' needs a package that is not installed ({e.name}); "
                               f"install it, e.g. pip install 'rationales[server,hf]'.") from e
+
+
+def ray_backend(name: str, opts: dict[str, Any], ray: str, actors: int) -> Backend:
+    """``--ray [ADDRESS]``: the backend as ``actors`` Ray actors. On a local Ray the machine's
+    cores are shared out: a llama.cpp actor gets cores/actors threads and reserves them; an
+    I/O-bound backend (openai, fake) reserves a quarter core."""
+    try:
+        from ..scale.ray_backend import RayBackend
+    except ImportError as e:
+        raise RationalesError("--ray needs Ray: pip install 'rationales[ray]'.") from e
+    address = None if ray == "local" else ray
+    cpus = os.cpu_count() or 2
+    if name in ("llamacpp", "transformers"):
+        threads = int(opts.get("n_threads") or max(1, cpus // actors)) if name == "llamacpp" else 1
+        if name == "llamacpp":
+            opts.setdefault("n_threads", threads)
+        num_cpus = float(threads) if address else min(float(threads), cpus / actors)
+    else:
+        num_cpus = 0.25
+    return RayBackend(inner=name, inner_options=opts, address=address, actors=actors, num_cpus=num_cpus,
+                      local_cpus=None if address else cpus)
 
 
 def _report_skip(table: str, rid: str, why: str) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from ..jobs.compare import DEFAULT_STRATEGIES, CompareConfig
 from .common import JsonOpt, err_console, out_console, parse_backend_opts, progress_bar
-from .options import emit, opt, session
+from .options import emit, opt, ray_opt, session
 from .render import say, table
 
 
@@ -46,6 +46,8 @@ def compare_cmd(
     answer_col: str = opt(CompareConfig, "answer_col"),
     context_col: Optional[str] = opt(CompareConfig, "context_col"),
     answer_type: str = opt(CompareConfig, "answer_type"),
+    ray: Optional[str] = ray_opt(CompareConfig),
+    ray_actors: int = opt(CompareConfig, "ray_actors", "--ray-actors"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Run strategies at equal token budgets; report accuracy vs tokens with 95% CIs (table + compare.html)."""
@@ -60,7 +62,8 @@ def compare_cmd(
                         seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens, max_steps=max_steps,
                         threshold=threshold, template=template, store=store, out=out,
                         backend_options=parse_backend_opts(backend_opt), question_col=question_col,
-                        answer_col=answer_col, context_col=context_col, answer_type=answer_type)
+                        answer_col=answer_col, context_col=context_col, answer_type=answer_type, ray=ray,
+                        ray_actors=ray_actors)
     names, budget_list = cfg.strategies, cfg.budgets
     load_template(cfg.template)
     problems = load_task(cfg.task, size=cfg.size, seed=cfg.seed, limit=cfg.limit, **cfg.task_options())

@@ -11,7 +11,7 @@ from ..config import ConfigError
 from ..jobs.run import RunConfig
 from .common import JsonOpt, StoreOpt, err_console, open_store, out_console, parse_backend_opts, print_json, \
     progress_bar
-from .options import emit, opt, parse_key_values, session
+from .options import emit, opt, parse_key_values, ray_opt, session
 from .render import say, strategies_table, table
 
 
@@ -51,6 +51,8 @@ def run_cmd(
     answer_col: str = opt(RunConfig, "answer_col"),
     context_col: Optional[str] = opt(RunConfig, "context_col"),
     answer_type: str = opt(RunConfig, "answer_type"),
+    ray: Optional[str] = ray_opt(RunConfig),
+    ray_actors: int = opt(RunConfig, "ray_actors", "--ray-actors"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Sample rationales for TASK; compare greedy vs self-consistency vote@N; write a report.
@@ -60,7 +62,8 @@ def run_cmd(
                     method=method or "cot", store=store, out=out, base_url=base_url,
                     backend_options=parse_backend_opts(backend_opt),
                     method_options=parse_key_values(method_opt, "--method-opt"), question_col=question_col,
-                    answer_col=answer_col, context_col=context_col, answer_type=answer_type)
+                    answer_col=answer_col, context_col=context_col, answer_type=answer_type, ray=ray,
+                    ray_actors=ray_actors)
     if cfg.method != "cot":
         return _run_method(cfg, json_out)
     if cfg.method_options:

@@ -14,6 +14,11 @@ import typer
 from ..errors import RationalesError
 
 
+def ray_opt(cls: type) -> Any:
+    """``--ray [ADDRESS]``: alone, a local Ray (``cli.main`` fills in ``local``); with an address, that cluster."""
+    return opt(cls, "ray", "--ray", metavar="[ADDRESS]")
+
+
 def opt(cls: type, name: str, *decls: str, **kwargs: Any) -> Any:
     """A ``typer.Option`` for field ``name`` of config ``cls`` (default and help from the field)."""
     f = next((f for f in fields(cls) if f.name == name), None)
@@ -41,7 +46,8 @@ def session(cfg: Any, *, create: bool = True, model: bool = True) -> Iterator[tu
     from .common import make_backend, open_store
 
     with (open_store(cfg.store) if create else open_store(cfg.store, create=False)) as st:
-        be = make_backend(cfg.backend, cfg.model, cfg.base_url, **cfg.backend_options) if model else None
+        be = make_backend(cfg.backend, cfg.model, cfg.base_url, ray=getattr(cfg, "ray", None),
+                          ray_actors=getattr(cfg, "ray_actors", 2), **cfg.backend_options) if model else None
         try:
             yield st, be
         finally:

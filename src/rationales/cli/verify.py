@@ -10,7 +10,7 @@ import typer
 from ..jobs.processbench import ProcessBenchConfig
 from ..jobs.verify import VerifyConfig
 from .common import JsonOpt, err_console, make_backend, open_store, out_console, print_json, progress_bar
-from .options import emit, opt, session
+from .options import emit, opt, ray_opt, session
 from .render import say, table
 
 
@@ -38,6 +38,8 @@ def verify_cmd(
     rule: str = opt(VerifyConfig, "rule", "--rule"),
     seed: int = opt(VerifyConfig, "seed", help="Base seed of the MC rollouts."),
     out: str = opt(VerifyConfig, "out"),
+    ray: Optional[str] = ray_opt(VerifyConfig),
+    ray_actors: int = opt(VerifyConfig, "ray_actors", "--ray-actors"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Re-score stored rationales step by step (tool, mc, llm, genprm), save the checks, print
@@ -47,7 +49,8 @@ def verify_cmd(
 
     cfg = VerifyConfig(store=store, checkers=checkers.split(","), backend=backend, model=model, base_url=base_url,
                        method=method, limit=limit, mc_samples=mc_samples, mc_max_tokens=mc_max_tokens,
-                       temperature=temperature, threshold=threshold, rel_tol=rel_tol, rule=rule, seed=seed, out=out)
+                       temperature=temperature, threshold=threshold, rel_tol=rel_tol, rule=rule, seed=seed, out=out,
+                       ray=ray, ray_actors=ray_actors)
     with open_store(cfg.store, create=False) as st:  # rationales are checked before a model is loaded
         items = load_rationales(st, method=cfg.method, limit=cfg.limit)
     with session(cfg, create=False, model=cfg.needs_model) as (st, be):

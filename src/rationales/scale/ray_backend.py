@@ -200,6 +200,7 @@ class RayBackend(Backend):
         if o.executor == "vllm" and not o.model_source:
             raise BackendError("The vllm executor needs model_source= (a Hugging Face model name or path).")
         self.ray = ensure_ray(o.address, num_cpus=o.local_cpus, object_store_mb=o.object_store_mb)
+        self.name = o.inner  # summaries name the backend that generated, as in a single-process run
         self._pool: list[Any] = []
         self._next = 0
         self._render_cache: dict[str, str] = {}
