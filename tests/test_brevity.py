@@ -10,6 +10,7 @@ from rationales.jobs.methods import METHODS, MethodContext, method_function
 from rationales.prompts import render
 from rationales.records import Problem, Rationale
 from rationales.score.brevity import join_sentences, reduce_all, reduce_rationale, sentence_spans
+from rationales.report import write_report
 
 QUESTION = "Tom has 12 apples. He gives 5 away and buys 8 more. How many apples does he have?"
 R = ("First, let me read the question again. Tom has 12 apples.\n"
@@ -136,6 +137,7 @@ def test_brevity_method_on_fake(tmp_path, store):
     backend = FakeBackend(script=reanswer_script, logprob_fn=scripted_logprob)
     ctx = MethodContext(problems=[problem], backend=backend, store=store, out=tmp_path, samples=2)
     s = method_function("brevity")(ctx)
+    write_report(s, ctx.out)
     # R: 5 sentences, 3 dropped; W: "Tom has 12 apples." adds nothing to 17 -> dropped, 1 of 2
     assert s["reduced"] == 2 and s["sentences"] == 7 and s["sentences_dropped"] == 4
     # bodies: R 36 -> 20 words, W 4+9 = 13 -> 9 words
@@ -167,4 +169,5 @@ def test_brevity_on_the_real_model(small_model, tmp_path, store):
     ctx = MethodContext(problems=[problem], backend=small_model, store=store, out=tmp_path, samples=1,
                         max_tokens=96, options={"answer_max_tokens": 24})
     summary = method_function("brevity")(ctx)
+    write_report(summary, ctx.out)
     assert summary["body_tokens_saved"] >= 0 and (tmp_path / "brevity.html").exists()

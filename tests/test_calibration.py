@@ -11,6 +11,7 @@ from rationales.records import Problem, Rationale
 from rationales.score.calibration import (agreement_scores, calibration_summary, expected_calibration_error,
                                           parse_verbal_confidence, reliability_bins, strip_confidence,
                                           verbal_scores)
+from rationales.report import write_report
 
 
 def test_ece_on_four_predictions_in_two_bins():
@@ -97,6 +98,7 @@ def test_calibration_method_on_fake(tmp_path, store):
     ctx = MethodContext(problems=[p1, p2], backend=FakeBackend(script=script), store=store, out=tmp_path,
                         samples=4, options={"bins": 2})
     s = method_function("calibration")(ctx)
+    write_report(s, ctx.out)
     # vote: p1 -> 15 (share .75, right), p2 -> 5 (share .75, wrong): one bin, mean conf .75, acc .5
     assert s["ece_vote"] == pytest.approx(0.25)
     # verbal: p1 says 90% and is right -> |1 - .9| = .1; p2 unparsed and left out
@@ -119,6 +121,7 @@ def test_main_run_summary_and_report_have_vote_calibration(tmp_path, store):
               "2 + 2": ["The answer is 4.", "The answer is 4.", "The answer is 4.", "The answer is 4."]}
     cfg = RunConfig(task="t", backend="fake", samples=4, out=str(tmp_path))
     summary = run(cfg, FakeBackend(script=script), store, [p1, p2])
+    write_report(summary, cfg.out)
     cal = summary["calibration"]
     # p1: share .75 right (bin 7), p2: share 1.0 right (bin 9) -> ECE = (.25 + 0) / 2
     assert cal["n"] == 2 and cal["ece"] == pytest.approx(0.125)
@@ -133,6 +136,7 @@ def test_calibration_on_the_real_model(small_model, tmp_path, store):
     ctx = MethodContext(problems=[problem], backend=small_model, store=store, out=tmp_path, samples=3,
                         max_tokens=96)
     s = method_function("calibration")(ctx)
+    write_report(s, ctx.out)
     vote = s["calibration"]["vote share (vote@3)"]
     assert vote["n"] == 1 and 0.0 <= vote["ece"] <= 1.0
     assert s["verbal_parsed"] + s["verbal_unparsed"] == 1

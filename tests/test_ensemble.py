@@ -11,6 +11,7 @@ from rationales.jobs.methods import MethodContext, method_function
 from rationales.jobs.methods.ensemble import parse_members, split_samples
 from rationales.jobs.methods.formats import format_specs
 from rationales.tasks import load_task
+from rationales.report import write_report
 
 # answers by sample index, per problem gold and prompt kind
 ANSWERS = {"15": {"cot": [14, 15, 14, 16], "procedural": [15, 15]},
@@ -54,6 +55,7 @@ def test_ensemble_vote_maths_hand_checked(tmp_path, store):
     ctx = MethodContext(problems=problems, backend=be, store=store, out=tmp_path, task="demo", samples=4,
                         options={"ensemble": "cot,format:procedural"})
     s = method_function("ensemble")(ctx)
+    write_report(s, ctx.out)
     st = s["strategies"]
     assert s["samples_per_member"] == {"cot": 2, "format:procedural": 2}
     # problem 15: single cot vote@4 over 14,15,14,16 -> 14 (wrong, share 0.5);

@@ -13,6 +13,7 @@ from rationales.jobs.methods import METHODS, MethodContext, method_function
 from rationales.records import Problem, Rationale
 from rationales.score.faithfulness import (MASK, consistency, mask_tokens, perturbations, replace_numbers,
                                            score_faithfulness)
+from rationales.report import write_report
 
 QUESTION = "Tom has 12 apples. He gives 5 away and buys 8 more. How many apples does he have?"
 A = "Step 1: 12 - 5 = 7 apples.\nStep 2: 7 + 8 = 15 apples.\nThe answer is 15."  # read faithfully
@@ -144,6 +145,7 @@ def test_faithfulness_method_on_fake(tmp_path, store):
     problem, backend = probe_setup(store)
     ctx = MethodContext(problems=[problem], backend=backend, store=store, out=tmp_path, samples=4)
     s = method_function("faithfulness")(ctx)
+    write_report(s, ctx.out)
     # samples A, B, B, C: A and C are read faithfully, the two B are ignored by the reader
     assert s["faithful"] == 2 and s["unfaithful"] == 2 and s["rationales_probed"] == 4
     # C states 15 in its reasoning but answers 16
@@ -171,4 +173,5 @@ def test_faithfulness_on_the_real_model(small_model, tmp_path, store):
     ctx = MethodContext(problems=[problem], backend=small_model, store=store, out=tmp_path, samples=1,
                         max_tokens=96, options={"n_masks": 1, "probe_max_tokens": 24})
     summary = method_function("faithfulness")(ctx)
+    write_report(summary, ctx.out)
     assert summary["rationales_probed"] + summary["problems"] >= 1 and (tmp_path / "faithfulness.html").exists()

@@ -11,6 +11,7 @@ from rationales.jobs.methods.formats import FORMATS, format_specs, parse_formats
 from rationales.prompts import render
 from rationales.records import Problem
 from rationales.tasks import load_task
+from rationales.report import write_report
 
 ANSWER_SYSTEM = "You answer a question using only the rationale"
 MARKERS = {"markup_and_mask": "Markup-and-Mask format", "annotated_report": "Annotated Report format",
@@ -90,6 +91,7 @@ def test_accuracy_per_format_hand_checked(tmp_path, store):
     ctx = MethodContext(problems=problems, backend=be, store=store, out=tmp_path, task="demo",
                         options={"format": "procedural,subquestions,decision_tree"})
     s = method_function("formats")(ctx)
+    write_report(s, ctx.out)
     acc = {k: (v["correct"], v["n"], v["accuracy"]) for k, v in s["strategies"].items()}
     assert acc == {"procedural": (3, 4, 0.75), "subquestions": (1, 4, 0.25), "decision_tree": (0, 4, 0.0)}
     # every call counted: 3 formats x 4 problems x (rationale + answer)

@@ -15,6 +15,7 @@ from rationales.jobs.methods.patch import (FeedbackItem, PatchResult, make_feedb
 from rationales.records import Rationale
 from rationales.store import Store
 from rationales.tasks import load_task
+from rationales.report import write_report
 
 ANSWER_SYSTEM = "You answer a question using only the rationale"
 
@@ -144,6 +145,7 @@ def test_patch_method_reports_success_per_format(tmp_path, store):
     ctx = MethodContext(problems=problems, backend=be, store=store, out=tmp_path, task="demo",
                         options={"format": "procedural,decision_tree", "feedback": "model"})
     s = method_function("patch")(ctx)
+    write_report(s, ctx.out)
     # every parent is wrong; model feedback says FIX 15, which is right only for the first problem
     for fmt in ("procedural", "decision_tree"):
         row = s["patch_success"][fmt]

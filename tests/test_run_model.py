@@ -8,6 +8,7 @@ from rationales.cli import main
 from rationales.jobs.run import RunConfig, run
 from rationales.store import Store
 from rationales.tasks import load_task
+from rationales.report import write_report
 
 pytestmark = pytest.mark.model
 
@@ -17,6 +18,7 @@ def test_pipeline_on_real_model_is_cached_on_rerun(small_model, tmp_path):
     cfg = RunConfig(samples=3, max_tokens=96, out=str(tmp_path / "out"))
     with Store(tmp_path / "s.sqlite") as store:
         first = run(cfg, small_model, store, problems)
+        write_report(first, cfg.out)
         assert first["samples_new"] == 8 and first["samples_cached"] == 0
         rs = store.rationales()
         assert len(rs) == 8 and all(r.model == small_model.model for r in rs)

@@ -10,7 +10,7 @@ from ..select.grounded import sibling_pairs
 from ..select.tree import Tree
 
 
-def _write_report(out_dir: Path, summary: dict[str, Any], trees: Sequence[Tree]) -> Path:
+def write_report(out_dir: Path, summary: dict[str, Any], trees: Sequence[Tree]) -> Path:
     from .html import esc, page, rationale_html, table
 
     out_dir.mkdir(parents=True, exist_ok=True)

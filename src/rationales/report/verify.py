@@ -10,7 +10,7 @@ from .html import esc, page, rationale_html, table
 
 
 def write_verify_report(out_dir: Path, result: VerifyResult) -> Path:
-    rationales, problems, summary = result.rationales, result.problems, result.summary
+    rationales, problems, summary = result.records["rationales"], result.records["problems"], result.to_json()
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = summary["consensus"]
     legend = ("<p class='meta'>Steps are coloured by their verdicts: "

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..generate import finish_rationale
 from ..records import Problem, Rationale, Score
-from ..select.vote import Selection
 from ..answers import extract_answer, normalize
+
+if TYPE_CHECKING:  # a selection is only read (confidence, correct); select/ sits above score/
+    from ..select.vote import Selection
 
 
 # ------------------------------------------------------------------ ECE and reliability bins
