@@ -59,6 +59,11 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     raise TaskError(f"Unsupported file type '{suffix}' for {path}: use .jsonl, .json, .csv, .tsv or .parquet.")
 
 
+def _names(cols: set[str]) -> str:
+    """Column names for a one-line message (newlines and control characters escaped)."""
+    return ", ".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in sorted(cols))
+
+
 def _text(value: Any) -> str:
     """A cell as text: strings as they are, other JSON values as JSON (never Python's repr)."""
     if isinstance(value, str):
@@ -78,12 +83,12 @@ def rows_to_problems(rows: list[dict[str, Any]], source: str, question_col: str 
         raise TaskError(f"{source} has no rows.")
     cols = {str(k) for k in rows[0]}
     if question_col not in cols:
-        raise TaskError(f"{source} has no column '{question_col}' (columns: {', '.join(sorted(cols))}); "
+        raise TaskError(f"{source} has no column '{question_col}' (columns: {_names(cols)}); "
                         "pass --question-col NAME.")
     if answer_col not in cols:
         fallback = next((c for c in ("answer", "gold", "label", "target", "solution") if c in cols), None)
         if answer_col != "answer" or fallback is None:
-            raise TaskError(f"{source} has no column '{answer_col}' (columns: {', '.join(sorted(cols))}); "
+            raise TaskError(f"{source} has no column '{answer_col}' (columns: {_names(cols)}); "
                             "pass --answer-col NAME.")
         answer_col = fallback
     problems = []
