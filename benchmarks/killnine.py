@@ -4,7 +4,10 @@
 of checks) must never go down; the last, uninterrupted resume must reach the count of a run
 that was never killed.
 
-Usage: python benchmarks/killnine.py [--kills 20] [--seed 0]
+``--fresh`` starts each kill on a new store (kill, check, resume to the end, check), so every
+kill lands mid-run; without it the kills repeat on one store (later ones find the work done).
+
+Usage: python benchmarks/killnine.py [--kills 20] [--seed 0] [--fresh]
 Last line: ``kills N / integrity failures F / lost samples L / resumes that reached the full count R of C``.
 """
 
@@ -104,6 +107,23 @@ class Result:
     trace: list[tuple[float, int, int]] = field(default_factory=list)
 
 
+def fresh_cycles(kind: str, tmp: Path, kills: int, rnd: random.Random) -> Result:
+    """``kills`` cycles, each on a new store: kill mid-run, check, resume uninterrupted, check."""
+    total = Result(kind)
+    total.reached_full = True
+    for k in range(kills):
+        d = tmp / f"{kind}-cycle{k}"
+        d.mkdir()
+        r = scenario(kind, d, 1, rnd)
+        total.kills += r.kills
+        total.integrity_failures += r.integrity_failures
+        total.lost += r.lost
+        total.full, total.final = r.full, r.final
+        total.reached_full &= r.reached_full
+        total.trace += r.trace
+    return total
+
+
 def scenario(kind: str, tmp: Path, kills: int, rnd: random.Random) -> Result:
     """Reference run (never killed), then ``kills`` killed attempts and one uninterrupted resume."""
     res = Result(kind)
@@ -157,12 +177,13 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=20, help="kills per command")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kinds", default="run,compare,verify,grounded")
+    ap.add_argument("--fresh", action="store_true", help="a new store per kill (every kill mid-run)")
     a = ap.parse_args()
     rnd = random.Random(a.seed)
     results = []
     with tempfile.TemporaryDirectory(prefix="rationales-kill9-") as d:
         for kind in a.kinds.split(","):
-            r = scenario(kind, Path(d), a.kills, rnd)
+            r = (fresh_cycles if a.fresh else scenario)(kind, Path(d), a.kills, rnd)
             results.append(r)
             print(f"{kind}: {r.kills} kills, integrity failures {r.integrity_failures}, lost {r.lost}, "
                   f"count after each kill {[n for _, n, _ in r.trace]}, final {r.final} of {r.full}"
