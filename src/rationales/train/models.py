@@ -88,6 +88,7 @@ def gguf_to_hf_dir(gguf: Path, alias: str | None = None) -> Path:
 
     target = cache_dir() / "hf" / (alias or model_id(str(gguf), gguf).replace("@", "-"))
     if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
+        _drop_quantization(target / "config.json")
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -98,7 +99,10 @@ def gguf_to_hf_dir(gguf: Path, alias: str | None = None) -> Path:
     except Exception as e:  # noqa: BLE001 - transformers raises many kinds here
         raise ModelLoadError(f"Could not read {gguf} as a model ({type(e).__name__}: {str(e)[:200]}); "
                              "pass a Hugging Face model directory instead.") from e
-    model = type(loaded)(loaded.config)  # a fresh, plain (unquantised) model of the same class
+    cfg = loaded.config
+    if hasattr(cfg, "quantization_config"):  # the GGUF's quantisation must not follow the plain fp32 copy
+        del cfg.quantization_config
+    model = type(loaded)(cfg)  # a fresh, plain (unquantised) model of the same class
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_word_embeddings)]
     if missing or unexpected:
@@ -117,8 +121,18 @@ def gguf_to_hf_dir(gguf: Path, alias: str | None = None) -> Path:
 
         shutil.rmtree(tmp, ignore_errors=True)
         return target
+    _drop_quantization(tmp / "config.json")
     os.replace(tmp, target)
     return target
+
+
+def _drop_quantization(config_json: Path) -> None:
+    """Remove a ``quantization_config`` left by the GGUF load: transformers would refuse to train
+    the plain fp32 weights ("purely quantized model")."""
+    data = json.loads(config_json.read_text(encoding="utf-8"))
+    if "quantization_config" in data:
+        data.pop("quantization_config")
+        config_json.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
 def check_model_dir(path: Path) -> None:
