@@ -109,6 +109,8 @@ def phase_samples(backend: Any, store: Any, clock: Clock, train: list[Any], test
     for i in range(0, max(len(train), len(test)), args.batch):
         order += train[i:i + args.batch] and [train[i:i + args.batch]]
         order += test[i:i + args.batch] and [test[i:i + args.batch]]
+    if args.test_first:  # the test set decides the confidence intervals
+        order = sorted(order, key=lambda b: b[0].id not in {p.id for p in test})
     train_ids = {p.id for p in train}
     for b, probs in enumerate(order):
         specs = sample_specs(probs, args, args.train_samples if probs[0].id in train_ids else None)
@@ -509,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grounded", type=int, default=3, help="training problems to measure GroundedPRM trees on")
     ap.add_argument("--sources", default="mc", help="label sources to train probes on (the first is evaluated)")
     ap.add_argument("--hidden", type=int, default=0, help="probe MLP hidden units (0: logistic)")
+    ap.add_argument("--test-first", action="store_true", help="samples: all test batches before training ones")
     ap.add_argument("--built-train", type=int, default=0,
                     help="also train on N built items (gold/corrupted solutions of training problems)")
     ap.add_argument("--l2", type=float, default=1e-3)
