@@ -17,7 +17,7 @@ from rationales.verify.genprm import GenerativePRM
 from rationales.verify.prm import LLMPRM, prm_checks, prompt_text
 from rationales.store import Store
 from rationales.tasks import load_task
-from rationales.verify.arithmetic import check_rationale, find_claims
+from rationales.verify.arithmetic import Context, check_rationale, find_claims
 from rationales.verify.processbench import build_from_gsm_symbolic, evaluate_step_detector
 
 pytestmark = pytest.mark.model
@@ -35,11 +35,15 @@ def test_tool_mc_prm_on_real_rationales(small_model, tmp_path):
         assert all(r.steps for r in rs)
         for r in rs:
             check_rationale(r)
+            ctx = Context()  # named quantities carry from step to step, as in check_rationale
             for s in r.steps:  # a tool verdict exactly where the step has a readable claim
-                claims = find_claims(s.text)
+                claims = find_claims(s.text, context=ctx)
+                ctx.next_step()
                 assert (s.verdict("tool") is None) == (not claims)
+                assert not any(t.strip() in ("\\[", "\\]", "$$", "```") for t in s.text.split("\n")[:1])
                 if claims:
                     assert s.verdict("tool") == (1 if all(c.ok for c in claims) else -1)
+                    assert s.checks[-1].detail["why"]
 
         mc_labels(problems, rs, small_model, store, n=2, max_tokens=48)
         rollouts = store.rationales(method="mc_rollout")
