@@ -127,6 +127,10 @@ def _completion_row(tag: int, comp: Completion | None, seed: int, index: int, er
             "error": error, "worker": os.getpid()}
 
 
+#: the columns of a completion row, in order
+ROW_COLUMNS = tuple(_completion_row(0, None, 0, 0))
+
+
 class GenerateUDF:
     """Ray Data callable class: one backend per actor; a batch of pickled requests in, one row
     per finished sample out. A failing request is retried alone, then returned as error rows."""
@@ -157,8 +161,7 @@ class GenerateUDF:
                 except Exception as e:  # noqa: BLE001 - recorded as this request's error
                     msg = f"{type(e).__name__}: {e}"[:500]
                     rows.extend(_completion_row(tag, None, seed, i, msg) for i, seed in enumerate(req.seeds))
-        cols = list(_completion_row(0, None, 0, 0).keys())
-        return {c: [r[c] for r in rows] for c in cols}
+        return {c: [r[c] for r in rows] for c in ROW_COLUMNS}
 
 
 class PoolActor(GenerateUDF):
@@ -193,7 +196,7 @@ class RayBackend(Backend):
         self.options: RayOptions = self.parse_options(**raw)
         o = self.options
         # the inner backend's options are checked here, before any actor starts
-        backend_class(o.inner).parse_options(**{k: v for k, v in o.inner_options.items()})
+        backend_class(o.inner).parse_options(**o.inner_options)
         if o.executor == "http" and not o.url:
             raise BackendError("The http executor needs url= (the server's /v1 base URL), e.g. "
                                "-o url=http://127.0.0.1:8000/v1.")
