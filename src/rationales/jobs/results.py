@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..records import Problem, Rationale
+    from ..score.brevity import ReducedPair
+    from ..select.tree import Tree
+    from ..select.vote import Selection
+    from ..store import Store
 
 
 def _records(default: Any = None) -> Any:
@@ -128,24 +135,297 @@ class ProcessBenchResult(JobResult):
     source: str = ""
 
 
-@dataclass(eq=False)
-class MethodResult(JobResult):
-    """``rationales run --method NAME``: the method's summary (at least ``strategies``,
-    ``samples_new``, ``samples_cached``, ``tokens``; the rest is the method's own) and the
-    records its report page (``report/<page>.py``) shows."""
+class PageResult(JobResult):
+    """A result whose report page is ``report/<page>.py``: ``write_report(out, result.to_json(),
+    **result.records)``. Its record fields (``_record``) are the page's keyword arguments."""
 
-    method: str
-    summary: dict[str, Any]
-    page: str = ""
-    records: dict[str, Any] = _records()
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.summary)
+    #: the report page module (default: the result's ``method``)
+    page: ClassVar[str] = ""
 
     @property
-    def report(self) -> str | None:
-        return self.summary.get("report")
+    def records(self) -> dict[str, Any]:
+        return {f.metadata.get("arg") or f.name: getattr(self, f.name)
+                for f in fields(self) if not f.metadata.get("json", True)}  # type: ignore[arg-type]
 
-    @report.setter
-    def report(self, path: str) -> None:
-        self.summary["report"] = path
+
+def _record(arg: str | None = None, default: Any = list) -> Any:
+    """A record field of a page result (not in the JSON); ``arg``: the page's keyword when it
+    differs from the field name (``problems`` is the count in the JSON)."""
+    return field(default_factory=default, repr=False, metadata={"json": False, "arg": arg})
+
+
+class MethodResult(PageResult):
+    """Base of the ``rationales run --method NAME`` results: one dataclass per method below (a
+    third-party method subclasses this one). Each declares, in the order of its ``--json``
+    object, at least ``method``, ``strategies`` (name -> ``select.vote.strategy_row``),
+    ``samples_new``, ``samples_cached``, ``tokens_new``, ``tokens`` and ``report``, then the
+    records its report page shows."""
+
+    method: str
+    strategies: dict[str, dict[str, Any]]
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    tokens: int
+    report: str | None
+
+
+Strategies = dict[str, dict[str, Any]]
+
+
+@dataclass(eq=False, kw_only=True)
+class UtilityResult(MethodResult):
+    """``--method utility``: reasoning utility of correct vs wrong rationales, utility-weighted vote."""
+
+    method: str = "utility"
+    problems: int
+    samples_per_problem: int
+    strategies: Strategies
+    utility: dict[str, Any]
+    utility_own: dict[str, Any]
+    logprob_calls: int
+    tokens: int
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    utility_mean_correct: float | None
+    utility_mean_wrong: float | None
+    utility_auroc: float | None
+    report: str | None = None
+    problem_list: list[Problem] = _record("problems")
+    samples: list[list[Rationale]] = _record()
+
+
+@dataclass(eq=False, kw_only=True)
+class FaithfulnessResult(MethodResult):
+    """``--method faithfulness``: counterfactual probes, consistency, filtered votes."""
+
+    method: str = "faithfulness"
+    problems: int
+    samples_per_problem: int
+    strategies: Strategies
+    rationales_probed: int
+    faithful: int
+    unfaithful: int
+    mean_change_rate: float | None
+    consistent: int
+    inconsistent: int
+    accuracy_faithful: float | None
+    accuracy_unfaithful: float | None
+    accuracy_consistent: float | None
+    accuracy_inconsistent: float | None
+    probes: int
+    probes_new: int
+    tokens: int
+    probe_tokens_new: int
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    report: str | None = None
+    problem_list: list[Problem] = _record("problems")
+    samples: list[list[Rationale]] = _record()
+    store: Store | None = _record(default=lambda: None)
+
+
+@dataclass(eq=False, kw_only=True)
+class BrevityResult(MethodResult):
+    """``--method brevity``: tokens saved and accuracy kept by verbosity-aware reduction."""
+
+    method: str = "brevity"
+    problems: int
+    samples_per_problem: int
+    threshold: float
+    strategies: Strategies
+    reduced: int
+    skipped_no_reasoning: int
+    sentences: int
+    sentences_dropped: int
+    body_tokens: int
+    body_tokens_saved: int
+    body_tokens_saved_pct: float
+    tokens_original: int
+    tokens_reduced: int
+    accuracy_original: float | None
+    accuracy_reduced: float | None
+    correct_kept: int
+    correct_before: int
+    accuracy_kept: float | None
+    tokens: int
+    reanswer_samples_new: int
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    report: str | None = None
+    problem_list: list[Problem] = _record("problems")
+    pairs: list[list[ReducedPair]] = _record()
+
+
+@dataclass(eq=False, kw_only=True)
+class CalibrationResult(MethodResult):
+    """``--method calibration``: ECE and reliability of vote share, sample agreement, verbal confidence."""
+
+    method: str = "calibration"
+    problems: int
+    samples_per_problem: int
+    strategies: Strategies
+    calibration: dict[str, dict[str, Any]]
+    ece_vote: float | None
+    ece_verbal: float | None
+    verbal_parsed: int
+    verbal_unparsed: int
+    tokens: int
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    report: str | None = None
+    problem_list: list[Problem] = _record("problems")
+    votes: list[Selection] = _record()
+    verbal_rs: list[Rationale] = _record()
+
+
+@dataclass(eq=False, kw_only=True)
+class GroundedResult(MethodResult):
+    """``--method grounded``: GroundedPRM trees, their tool- and MC-labelled steps, sibling pairs."""
+
+    strategies: Strategies
+    samples_new: int
+    samples_cached: int
+    tokens: int
+    tokens_new: int
+    trees: int
+    paths: int
+    paths_right: int
+    steps_labelled: int
+    steps_tool_right: int
+    steps_tool_wrong: int
+    steps_mc_positive: int
+    sibling_pairs: int
+    method: str = "grounded"
+    report: str | None = None
+    tree_list: list[Tree] = _record("trees")
+
+
+@dataclass(eq=False, kw_only=True)
+class MistakesResult(MethodResult):
+    """``--method mistakes`` and ``--method cot_plus``: demonstrations of mistakes vs CoT on held-out problems."""
+
+    page: ClassVar[str] = "mistakes"
+
+    method: str = "mistakes"
+    task: str
+    backend: str
+    model: str
+    train_problems: int
+    heldout_problems: int
+    train_samples_per_problem: int
+    train_sample_accuracy: dict[str, Any]
+    demo_pool: int
+    selection: str
+    show: str
+    shots: int
+    explain: str | None
+    variants: list[str]
+    strategies: Strategies
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    tokens: int
+    time_s: float
+    report: str | None = None
+    heldout: list[Problem] = _record()
+    by_variant: dict[str, list[Rationale]] = _record(default=dict)
+    example: dict[str, list[dict[str, str]]] = _record(default=dict)
+
+
+@dataclass(eq=False, kw_only=True)
+class FormatsResult(MethodResult):
+    """``--method formats``: accuracy per rationale format (answered from the rationale alone)."""
+
+    method: str = "formats"
+    task: str
+    backend: str
+    model: str
+    problems: int
+    formats: list[str]
+    decomposed: bool
+    strategies: Strategies
+    answer_agrees_with_rationale: dict[str, float]
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    tokens: int
+    time_s: float
+    report: str | None = None
+    problem_list: list[Problem] = _record("problems")
+    by_format: dict[str, list[Rationale]] = _record(default=dict)
+
+
+@dataclass(eq=False, kw_only=True)
+class PatchMethodResult(MethodResult):
+    """``--method patch``: accuracy per format before and after feedback patches, patch success rates."""
+
+    method: str = "patch"
+    task: str
+    backend: str
+    model: str
+    problems: int
+    formats: list[str]
+    feedback_source: str
+    strategies: Strategies
+    patch_success: dict[str, dict[str, Any]]
+    patches: int
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    tokens: int
+    time_s: float
+    report: str | None = None
+    #: the ``jobs.methods.patch.PatchResult`` of each patch
+    results: list[Any] = _record()
+    store: Store | None = _record(default=lambda: None)
+
+
+@dataclass(eq=False, kw_only=True)
+class EnsembleResult(MethodResult):
+    """``--method ensemble``: a vote across prompts vs a vote over one prompt's samples."""
+
+    method: str = "ensemble"
+    task: str
+    backend: str
+    model: str
+    problems: int
+    train_problems: int
+    members: list[str]
+    samples_per_member: dict[str, int]
+    samples: int
+    strategies: Strategies
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    tokens: int
+    time_s: float
+    report: str | None = None
+    problem_list: list[Problem] = _record("problems")
+    pooled: list[list[Rationale]] = _record()
+
+
+@dataclass(eq=False, kw_only=True)
+class PatchJobResult(PageResult):
+    """``rationales patch FEEDBACK.jsonl``: patch success per format of the given feedback rows."""
+
+    page: ClassVar[str] = "patch"
+
+    feedback_file: str
+    backend: str
+    model: str
+    patches: int
+    patch_success: dict[str, dict[str, Any]]
+    patch_ids: list[str]
+    samples_new: int
+    samples_cached: int
+    tokens_new: int
+    time_s: float
+    report: str | None = None
+    #: the ``jobs.methods.patch.PatchResult`` of each patch
+    results: list[Any] = _record()
+    store: Store | None = _record(default=lambda: None)

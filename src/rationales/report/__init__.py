@@ -12,7 +12,7 @@ from typing import Any
 def write_report(result: Any, out: str | Path) -> Path:
     """Write the HTML page of a job result under ``out``; returns its path and records it as
     ``result.report``."""
-    from ..jobs.results import CompareResult, MethodResult, RunResult, VerifyResult
+    from ..jobs.results import CompareResult, PageResult, RunResult, VerifyResult
 
     out = Path(out)
     if isinstance(result, RunResult):
@@ -28,9 +28,9 @@ def write_report(result: Any, out: str | Path) -> Path:
         from .verify import write_verify_report
 
         path = write_verify_report(out, result)
-    elif isinstance(result, MethodResult):
+    elif isinstance(result, PageResult):
         page = importlib.import_module(f"{__name__}.{result.page or result.method}")
-        path = page.write_report(out, result.summary, **result.records)
+        path = page.write_report(out, result.to_json(), **result.records)
     else:
         raise TypeError(f"no report page for {type(result).__name__}")
     result.report = str(path)

@@ -1,9 +1,11 @@
 """Prompting and trust methods usable from Python and from ``rationales run --method NAME``.
 
-Each method is a module with a ``run(ctx: MethodContext) -> MethodResult`` entry point: its
-summary (at least ``strategies``: name -> accuracy row from ``select.vote.strategy_row``, plus
-``samples_new``/``samples_cached``/``tokens``) and the records of its report page, which
-``report.write_report(result, out)`` writes; a method prints and writes no report itself.
+Each method is a module with a ``run(ctx: MethodContext) -> MethodResult`` entry point; the
+result is the method's own dataclass in ``jobs/results.py`` (``UtilityResult``, ...): its
+``--json`` fields (at least ``strategies``: name -> accuracy row from
+``select.vote.strategy_row``, plus ``samples_new``/``samples_cached``/``tokens``) and the records
+of its report page, which ``report.write_report(result, out)`` writes; a method prints and
+writes no report itself.
 Register a method with ``METHODS.register(name, "module:run", help=...)`` or an entry point; its
 module's ``OPTIONS`` (a :class:`~rationales.config.MethodOptions`) declares its ``-O`` options.
 """
@@ -119,7 +121,7 @@ def run_method(name: str, ctx: MethodContext) -> MethodResult:
     fn = method_function(name)
     run_id = ctx.store.start_run(f"run --method {name}", {"task": ctx.task, "method": name, "samples": ctx.samples})
     result = fn(ctx)
-    result.method = name
-    result.summary.setdefault("method", name)
+    if not result.method:
+        result.method = name
     ctx.store.finish_run(run_id, result.to_json())
     return result

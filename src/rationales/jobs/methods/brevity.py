@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ...config import MAX_TOKENS, MethodOptions, setting
 from ...generate import GenerationStats
 from ...score.brevity import reduce_all
 from ...select.vote import majority_vote, strategy_row
-from ..results import MethodResult
+from ..results import BrevityResult
 from . import MethodContext
 
 
@@ -26,7 +26,7 @@ class BrevityOptions(MethodOptions):
 OPTIONS = BrevityOptions
 
 
-def run(ctx: MethodContext) -> MethodResult:
+def run(ctx: MethodContext) -> BrevityResult:
     """``rationales run --method brevity``: sample CoT rationales, reduce each, re-answer from the
     reduced rationale, report tokens saved and accuracy kept."""
 
@@ -51,31 +51,23 @@ def run(ctx: MethodContext) -> MethodResult:
     body_tokens = sum(pr.body_tokens for pr in done)
     saved = sum(pr.body_tokens - pr.reduced_body_tokens for pr in done)
     flat = [r for rs in samples for r in rs]
-    summary: dict[str, Any] = {
-        "method": "brevity",
-        "problems": len(problems),
-        "samples_per_problem": n,
-        "threshold": threshold,
-        "strategies": strategies,
-        "reduced": len(done),
-        "skipped_no_reasoning": sum(1 for row in pairs for pr in row
-                                    if pr.reduced is None and pr.original.answer is not None),
-        "sentences": sum(len(pr.reduction.sentences) for pr in done if pr.reduction),
-        "sentences_dropped": sum(len(pr.reduction.dropped) for pr in done if pr.reduction),
-        "body_tokens": body_tokens,
-        "body_tokens_saved": saved,
-        "body_tokens_saved_pct": round(100 * saved / body_tokens, 2) if body_tokens else 0.0,
-        "tokens_original": sum(pr.original.tokens for pr in done),
-        "tokens_reduced": sum(pr.reduced.tokens for pr in done if pr.reduced),
-        "accuracy_original": round(sum(bool(pr.original.correct) for pr in done) / len(done), 4) if done else None,
-        "accuracy_reduced": round(sum(bool(pr.reduced.correct) for pr in done if pr.reduced) / len(done), 4)
+    return BrevityResult(
+        problems=len(problems), samples_per_problem=n, threshold=threshold, strategies=strategies,
+        reduced=len(done),
+        skipped_no_reasoning=sum(1 for row in pairs for pr in row
+                                 if pr.reduced is None and pr.original.answer is not None),
+        sentences=sum(len(pr.reduction.sentences) for pr in done if pr.reduction),
+        sentences_dropped=sum(len(pr.reduction.dropped) for pr in done if pr.reduction),
+        body_tokens=body_tokens, body_tokens_saved=saved,
+        body_tokens_saved_pct=round(100 * saved / body_tokens, 2) if body_tokens else 0.0,
+        tokens_original=sum(pr.original.tokens for pr in done),
+        tokens_reduced=sum(pr.reduced.tokens for pr in done if pr.reduced),
+        accuracy_original=round(sum(bool(pr.original.correct) for pr in done) / len(done), 4) if done else None,
+        accuracy_reduced=round(sum(bool(pr.reduced.correct) for pr in done if pr.reduced) / len(done), 4)
         if done else None,
-        "correct_kept": sum(bool(pr.reduced.correct) for pr in was_right if pr.reduced),
-        "correct_before": len(was_right),
-        "accuracy_kept": round(sum(bool(pr.reduced.correct) for pr in was_right if pr.reduced) / len(was_right), 4)
+        correct_kept=sum(bool(pr.reduced.correct) for pr in was_right if pr.reduced),
+        correct_before=len(was_right),
+        accuracy_kept=round(sum(bool(pr.reduced.correct) for pr in was_right if pr.reduced) / len(was_right), 4)
         if was_right else None,
-        "tokens": sum(r.tokens for r in flat),
-        "reanswer_samples_new": red_stats.new,
-        **stats.as_dict(),
-    }
-    return MethodResult("brevity", summary, page="brevity", records={"problems": problems, "pairs": pairs})
+        tokens=sum(r.tokens for r in flat), reanswer_samples_new=red_stats.new, **stats.as_dict(),
+        problem_list=problems, pairs=pairs)

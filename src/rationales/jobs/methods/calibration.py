@@ -10,7 +10,7 @@ from ...answers import check_answer
 from ...generate import cot_specs
 from ...score.calibration import agreement_scores, calibration_summary, verbal_scores, vote_calibration
 from ...select.vote import Selection, majority_vote, strategy_row
-from ..results import MethodResult
+from ..results import CalibrationResult
 from . import MethodContext
 
 
@@ -27,7 +27,7 @@ class CalibrationOptions(MethodOptions):
 OPTIONS = CalibrationOptions
 
 
-def run(ctx: MethodContext) -> MethodResult:
+def run(ctx: MethodContext) -> CalibrationResult:
     """``rationales run --method calibration``: N CoT samples per problem -> vote-share
     confidence; one greedy rationale with a verbal confidence per problem; ECE, Brier and a
     reliability diagram for both (and per-sample agreement)."""
@@ -67,17 +67,10 @@ def run(ctx: MethodContext) -> MethodResult:
         unparsed = len(verbal_rs) - len(parsed)
         calib["verbal (greedy)"] = calibration_summary([r.score("verbal_confidence") for r in parsed],
                                                        [r.correct for r in parsed], n_bins)
-    summary: dict[str, Any] = {
-        "method": "calibration",
-        "problems": len(problems),
-        "samples_per_problem": n,
-        "strategies": strategies,
-        "calibration": calib,
-        "ece_vote": calib[f"vote share (vote@{n})"]["ece"],
-        "ece_verbal": calib["verbal (greedy)"]["ece"] if verbal_rs else None,
-        "verbal_parsed": len(verbal_rs) - unparsed,
-        "verbal_unparsed": unparsed,
-        "tokens": sum(r.tokens for r in flat) + sum(r.tokens for r in verbal_rs),
-        **stats.as_dict(),
-    }
-    return MethodResult("calibration", summary, page="calibration", records={"problems": problems, "votes": votes, "verbal_rs": verbal_rs})
+    return CalibrationResult(
+        problems=len(problems), samples_per_problem=n, strategies=strategies, calibration=calib,
+        ece_vote=calib[f"vote share (vote@{n})"]["ece"],
+        ece_verbal=calib["verbal (greedy)"]["ece"] if verbal_rs else None,
+        verbal_parsed=len(verbal_rs) - unparsed, verbal_unparsed=unparsed,
+        tokens=sum(r.tokens for r in flat) + sum(r.tokens for r in verbal_rs), **stats.as_dict(),
+        problem_list=problems, votes=votes, verbal_rs=verbal_rs)

@@ -38,7 +38,7 @@ from ...records import Problem, content_hash
 from ...select.vote import majority_vote, strategy_row
 from . import MethodContext
 from .formats import CHUNK, format_specs
-from ..results import MethodResult
+from ..results import EnsembleResult
 
 DEFAULT_MEMBERS = ("cot", "cot_fewshot", "format:procedural", "format:subquestions")
 
@@ -118,7 +118,7 @@ class EnsembleOptions(MethodOptions):
 OPTIONS = EnsembleOptions
 
 
-def run(ctx: MethodContext) -> dict[str, Any]:
+def run(ctx: MethodContext) -> EnsembleResult:
     """``rationales run --method ensemble``: vote across prompts x samples vs one prompt."""
 
     t0 = time.time()
@@ -162,13 +162,11 @@ def run(ctx: MethodContext) -> dict[str, Any]:
     }
     for m, n, rows in zip(members, counts, per_member):
         strategies[f"{m} vote@{n}"] = strategy_row([majority_vote(p, rs) for p, rs in zip(problems, rows)])
-    summary: dict[str, Any] = {
-        "method": "ensemble", "task": ctx.task, "backend": ctx.backend.name, "model": ctx.backend.model,
-        "problems": len(problems), "train_problems": len(train), "members": members,
-        "samples_per_member": dict(zip(members, counts)), "samples": n_total, "strategies": strategies,
-        **stats.as_dict(), "tokens": sum(r.tokens for rs in [*pooled, *single] for r in rs),
-        "time_s": round(time.time() - t0, 2),
-    }
-    return MethodResult("ensemble", summary, page="ensemble", records={"problems": problems, "pooled": pooled})
+    return EnsembleResult(
+        task=ctx.task, backend=ctx.backend.name, model=ctx.backend.model,
+        problems=len(problems), train_problems=len(train), members=members,
+        samples_per_member=dict(zip(members, counts)), samples=n_total, strategies=strategies,
+        **stats.as_dict(), tokens=sum(r.tokens for rs in [*pooled, *single] for r in rs),
+        time_s=round(time.time() - t0, 2), problem_list=problems, pooled=pooled)
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ...config import MAX_TOKENS, MethodOptions, setting
 from ...generate import GenerationStats
 from ...records import Rationale
 from ...score.faithfulness import score_faithfulness
 from ...select.vote import filtered_vote, majority_vote, strategy_row
-from ..results import MethodResult
+from ..results import FaithfulnessResult
 from . import MethodContext
 
 
@@ -38,7 +38,7 @@ class FaithfulnessOptions(MethodOptions):
 OPTIONS = FaithfulnessOptions
 
 
-def run(ctx: MethodContext) -> MethodResult:
+def run(ctx: MethodContext) -> FaithfulnessResult:
     """``rationales run --method faithfulness``: sample CoT rationales, probe each with
     counterfactual perturbations, check answer-rationale consistency, and compare the vote over
     all samples with votes over faithful-only and consistent-only samples."""
@@ -70,25 +70,16 @@ def run(ctx: MethodContext) -> MethodResult:
         return round(sum(bool(r.correct) for r in judged) / len(judged), 4) if judged else None
 
     answered = [r for r in flat if r.answer is not None]
-    summary: dict[str, Any] = {
-        "method": "faithfulness",
-        "problems": len(problems),
-        "samples_per_problem": n,
-        "strategies": strategies,
-        "rationales_probed": len([r for r in flat if r.score("faithfulness") is not None]),
-        "faithful": sum(1 for v in faith if v > 0),
-        "unfaithful": sum(1 for v in faith if v == 0),
-        "mean_change_rate": round(sum(faith) / len(faith), 4) if faith else None,
-        "consistent": sum(1 for v in cons if v == 1.0),
-        "inconsistent": sum(1 for v in cons if v == 0.0),
-        "accuracy_faithful": acc_of([r for r in answered if _faithful(r)]),
-        "accuracy_unfaithful": acc_of([r for r in answered if r.score("faithfulness") == 0]),
-        "accuracy_consistent": acc_of([r for r in answered if _consistent(r)]),
-        "accuracy_inconsistent": acc_of([r for r in answered if r.score("consistency") == 0.0]),
-        "probes": probes,
-        "probes_new": probe_stats.new,
-        "tokens": sum(r.tokens for r in flat),
-        "probe_tokens_new": probe_stats.tokens_new,
-        **stats.as_dict(),
-    }
-    return MethodResult("faithfulness", summary, page="faithfulness", records={"problems": problems, "samples": samples, "store": ctx.store})
+    return FaithfulnessResult(
+        problems=len(problems), samples_per_problem=n, strategies=strategies,
+        rationales_probed=len([r for r in flat if r.score("faithfulness") is not None]),
+        faithful=sum(1 for v in faith if v > 0), unfaithful=sum(1 for v in faith if v == 0),
+        mean_change_rate=round(sum(faith) / len(faith), 4) if faith else None,
+        consistent=sum(1 for v in cons if v == 1.0), inconsistent=sum(1 for v in cons if v == 0.0),
+        accuracy_faithful=acc_of([r for r in answered if _faithful(r)]),
+        accuracy_unfaithful=acc_of([r for r in answered if r.score("faithfulness") == 0]),
+        accuracy_consistent=acc_of([r for r in answered if _consistent(r)]),
+        accuracy_inconsistent=acc_of([r for r in answered if r.score("consistency") == 0.0]),
+        probes=probes, probes_new=probe_stats.new, tokens=sum(r.tokens for r in flat),
+        probe_tokens_new=probe_stats.tokens_new, **stats.as_dict(),
+        problem_list=problems, samples=samples, store=ctx.store)

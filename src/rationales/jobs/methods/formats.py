@@ -43,7 +43,7 @@ from ...select.vote import Selection, strategy_row
 from ...store import Store
 from ...answers import check_answer, extract_answer
 from . import MethodContext
-from ..results import MethodResult
+from ..results import FormatsResult
 
 #: name -> one-line description (the template is ``format_<name>.j2``)
 FORMATS: dict[str, str] = {
@@ -167,7 +167,7 @@ class FormatsOptions(MethodOptions):
 OPTIONS = FormatsOptions
 
 
-def run(ctx: MethodContext) -> dict[str, Any]:
+def run(ctx: MethodContext) -> FormatsResult:
     """``rationales run --method formats``: accuracy per rationale format (decomposed QA)."""
 
     t0 = time.time()
@@ -191,12 +191,11 @@ def run(ctx: MethodContext) -> dict[str, Any]:
 
             agree[fmt] = round(sum(normalize(r.meta["rationale_answer"]) == normalize(r.answer) for r in stated)
                                / len(stated), 4)
-    summary: dict[str, Any] = {
-        "method": "formats", "task": ctx.task, "backend": ctx.backend.name, "model": ctx.backend.model,
-        "problems": len(problems), "formats": fmts, "decomposed": decomposed, "strategies": strategies,
-        "answer_agrees_with_rationale": agree, **stats.as_dict(),
-        "tokens": sum(s["tokens"] for s in strategies.values()), "time_s": round(time.time() - t0, 2),
-    }
-    return MethodResult("formats", summary, page="formats", records={"problems": problems, "by_format": by_format})
+    return FormatsResult(
+        task=ctx.task, backend=ctx.backend.name, model=ctx.backend.model,
+        problems=len(problems), formats=fmts, decomposed=decomposed, strategies=strategies,
+        answer_agrees_with_rationale=agree, **stats.as_dict(),
+        tokens=sum(s["tokens"] for s in strategies.values()), time_s=round(time.time() - t0, 2),
+        problem_list=problems, by_format=by_format)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ...config import MAX_SAMPLES, MethodOptions, setting
 from ...generate import GenerationStats
 from ...select.grounded import grounded_trees, sibling_pairs
-from ..results import MethodResult
+from ..results import GroundedResult
 from . import MethodContext
 
 
@@ -28,7 +28,7 @@ class GroundedOptions(MethodOptions):
 OPTIONS = GroundedOptions
 
 
-def run(ctx: MethodContext) -> MethodResult:
+def run(ctx: MethodContext) -> GroundedResult:
     """``rationales run TASK --method grounded [-n ROLLOUTS]``: build a GroundedPRM tree per
     problem (``-n`` = rollouts, default 8; ``ctx.options`` may set children, max_depth, gamma,
     c, rel_tol), store the step-labelled paths and trees, and write ``grounded.html``.
@@ -49,15 +49,13 @@ def run(ctx: MethodContext) -> MethodResult:
                  for r in paths]
     steps = [s for r in paths for s in r.steps]
     pairs = [pair for t in trees for pair in sibling_pairs(t)]
-    summary: dict[str, Any] = {
-        "strategies": {"finished paths (share right)": strategy_row(path_sels)},
-        "samples_new": stats.new, "samples_cached": stats.cached,
-        "tokens": sum(t.tokens for t in trees), "tokens_new": stats.tokens_new,
-        "trees": len(trees), "paths": len(paths), "paths_right": sum(1 for r in paths if r.correct),
-        "steps_labelled": len(steps),
-        "steps_tool_right": sum(1 for s in steps if s.verdict("tool") == 1),
-        "steps_tool_wrong": sum(1 for s in steps if s.verdict("tool") == -1),
-        "steps_mc_positive": sum(1 for s in steps if s.verdict("mc") == 1),
-        "sibling_pairs": len(pairs),
-    }
-    return MethodResult("grounded", summary, page="grounded", records={"trees": trees})
+    return GroundedResult(
+        strategies={"finished paths (share right)": strategy_row(path_sels)},
+        samples_new=stats.new, samples_cached=stats.cached,
+        tokens=sum(t.tokens for t in trees), tokens_new=stats.tokens_new,
+        trees=len(trees), paths=len(paths), paths_right=sum(1 for r in paths if r.correct),
+        steps_labelled=len(steps),
+        steps_tool_right=sum(1 for s in steps if s.verdict("tool") == 1),
+        steps_tool_wrong=sum(1 for s in steps if s.verdict("tool") == -1),
+        steps_mc_positive=sum(1 for s in steps if s.verdict("mc") == 1),
+        sibling_pairs=len(pairs), tree_list=trees)

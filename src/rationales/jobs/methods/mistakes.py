@@ -53,7 +53,7 @@ from ...select.vote import greedy, majority_vote, strategy_row
 from ...store import Store
 from . import MethodContext
 from .formats import CHUNK
-from ..results import MethodResult
+from ..results import MistakesResult
 
 SELECTIONS = ("random", "similar", "contrastive")
 VARIANTS = ("cot", "mistakes", "cot_plus")
@@ -271,7 +271,7 @@ def variant_specs(variant: str, heldout: Sequence[Problem], demos: Sequence[Sequ
 
 # ---------------------------------------------------------------- the comparison
 
-def compare(ctx: MethodContext, cfg: MistakesConfig) -> dict[str, Any]:
+def compare(ctx: MethodContext, cfg: MistakesConfig) -> MistakesResult:
     """CoT vs mistakes-in-context vs CoT+ on the same held-out problems."""
     from ...stats import accuracy
 
@@ -310,26 +310,25 @@ def compare(ctx: MethodContext, cfg: MistakesConfig) -> dict[str, Any]:
             i += h
             strategies[f"{v} vote@{cfg.vote}"] = strategy_row([majority_vote(p, rs) for p, rs in zip(heldout, sampled)])
     train_acc = accuracy([r.correct for rs in train_samples for r in rs]).as_dict()
-    summary: dict[str, Any] = {
-        "method": "mistakes" if "mistakes" in cfg.variants else "cot_plus",
-        "task": ctx.task, "backend": ctx.backend.name, "model": ctx.backend.model,
-        "train_problems": len(train), "heldout_problems": len(heldout), "train_samples_per_problem": n_train,
-        "train_sample_accuracy": train_acc, "demo_pool": len(pool), "selection": cfg.selection,
-        "show": "solutions" if cfg.selection == "contrastive" else cfg.show, "shots": cfg.shots,
-        "explain": cfg.explain if "cot_plus" in cfg.variants else None, "variants": list(cfg.variants),
-        "strategies": strategies, **stats.as_dict(),
-        "tokens": sum(s["tokens"] for s in strategies.values()), "time_s": round(time.time() - t0, 2),
-    }
     example = {v: specs[j * h * (2 if cfg.vote > 0 else 1)].prompt.messages for j, v in enumerate(cfg.variants)} if h else {}
-    return MethodResult("mistakes", summary, page="mistakes", records={"heldout": heldout, "by_variant": by_variant, "example": example})
+    return MistakesResult(
+        method="mistakes" if "mistakes" in cfg.variants else "cot_plus",
+        task=ctx.task, backend=ctx.backend.name, model=ctx.backend.model,
+        train_problems=len(train), heldout_problems=len(heldout), train_samples_per_problem=n_train,
+        train_sample_accuracy=train_acc, demo_pool=len(pool), selection=cfg.selection,
+        show="solutions" if cfg.selection == "contrastive" else cfg.show, shots=cfg.shots,
+        explain=cfg.explain if "cot_plus" in cfg.variants else None, variants=list(cfg.variants),
+        strategies=strategies, **stats.as_dict(),
+        tokens=sum(s["tokens"] for s in strategies.values()), time_s=round(time.time() - t0, 2),
+        heldout=heldout, by_variant=by_variant, example=example)
 
 
-def run(ctx: MethodContext) -> dict[str, Any]:
+def run(ctx: MethodContext) -> MistakesResult:
     """``rationales run --method mistakes``: CoT vs mistakes-in-context on held-out problems."""
     return compare(ctx, MistakesConfig.from_options(ctx.options, ("cot", "mistakes")))
 
 
-def run_cot_plus(ctx: MethodContext) -> dict[str, Any]:
+def run_cot_plus(ctx: MethodContext) -> MistakesResult:
     """``rationales run --method cot_plus``: CoT vs CoT+ (demonstrations that explain the mistake)."""
     return compare(ctx, MistakesConfig.from_options(ctx.options, ("cot", "cot_plus")))
 

@@ -45,7 +45,7 @@ from ...select.vote import strategy_row
 from ...store import Store
 from . import MethodContext
 from .formats import CHUNK, FORMATS, answer_from_rationales, decomposed_selection, parse_formats, run_formats
-from ..results import MethodResult
+from ..results import PatchJobResult, PatchMethodResult
 
 FEEDBACK_SOURCES = ("model", "gold", "wrong")
 PATCH_METHOD = "patch"
@@ -237,7 +237,7 @@ class PatchOptions(MethodOptions):
 OPTIONS = PatchOptions
 
 
-def run(ctx: MethodContext) -> dict[str, Any]:
+def run(ctx: MethodContext) -> PatchMethodResult:
     """``rationales run --method patch``: rationales in each format (decomposed), feedback on
     the wrong ones, patches, and the patch success rate per format."""
 
@@ -270,15 +270,13 @@ def run(ctx: MethodContext) -> dict[str, Any]:
                  for p, r in zip(problems, by_format[fmt])]
         strategies[fmt] = strategy_row(before)
         strategies[f"{fmt}+patch"] = strategy_row(after)
-    summary: dict[str, Any] = {
-        "method": "patch", "task": ctx.task, "backend": ctx.backend.name, "model": ctx.backend.model,
-        "problems": len(problems), "formats": fmts, "feedback_source": source, "strategies": strategies,
-        "patch_success": success, "patches": len(results), **stats.as_dict(),
-        "tokens": sum(s["tokens"] for k, s in strategies.items() if not k.endswith("+patch"))
+    return PatchMethodResult(
+        task=ctx.task, backend=ctx.backend.name, model=ctx.backend.model,
+        problems=len(problems), formats=fmts, feedback_source=source, strategies=strategies,
+        patch_success=success, patches=len(results), **stats.as_dict(),
+        tokens=sum(s["tokens"] for k, s in strategies.items() if not k.endswith("+patch"))
         + (success.get("all", {}).get("patch_tokens", 0)),
-        "time_s": round(time.time() - t0, 2),
-    }
-    return MethodResult("patch", summary, page="patch", records={"results": results, "store": ctx.store})
+        time_s=round(time.time() - t0, 2), results=results, store=ctx.store)
 
 
 def success_table_rows(success: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -295,15 +293,16 @@ SUCCESS_HEADER = ("format", "wrong parents", "fixed", "success rate", "95% CI", 
 
 
 def patch_job(triples: Sequence[tuple[Rationale, Problem, FeedbackItem]], backend: Backend, store: Store, *,
-              feedback_file: str, max_tokens: int = 512) -> MethodResult:
+              feedback_file: str, max_tokens: int = 512) -> PatchJobResult:
     """``rationales patch FEEDBACK.jsonl``: patch the resolved (rationale, problem, feedback)
     triples, re-answer, and summarise the success per format (recorded as a run)."""
     t0 = time.time()
     stats = GenerationStats()
     results = patch_rationales(triples, backend, store, max_tokens=max_tokens, stats=stats)
-    summary = {"feedback_file": feedback_file, "backend": backend.name, "model": backend.model,
-               "patches": len(results), "patch_success": success_by_format(results),
-               "patch_ids": [r.patch.id for r in results], **stats.as_dict(), "time_s": round(time.time() - t0, 2)}
+    result = PatchJobResult(feedback_file=feedback_file, backend=backend.name, model=backend.model,
+                            patches=len(results), patch_success=success_by_format(results),
+                            patch_ids=[r.patch.id for r in results], **stats.as_dict(),
+                            time_s=round(time.time() - t0, 2), results=results, store=store)
     run_id = store.start_run("patch", {"feedback_file": feedback_file, "model": backend.model})
-    store.finish_run(run_id, summary)
-    return MethodResult("patch", summary, page="patch", records={"results": results, "store": store})
+    store.finish_run(run_id, result.to_json())
+    return result

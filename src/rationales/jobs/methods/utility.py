@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ...config import MethodOptions, setting
 from ...score.utility import ANSWER_TEMPLATE, AnswerScorer, score_utility, utility_stats
 from ...select.vote import majority_vote, strategy_row, utility_vote
-from ..results import MethodResult
+from ..results import UtilityResult
 from . import MethodContext
 
 
@@ -26,7 +26,7 @@ class UtilityOptions(MethodOptions):
 OPTIONS = UtilityOptions
 
 
-def run(ctx: MethodContext) -> MethodResult:
+def run(ctx: MethodContext) -> UtilityResult:
     """``rationales run --method utility``: sample CoT rationales, score their utility for the
     gold answer (per step) and for their own answer, compare correct vs wrong rationales and
     a utility-weighted vote with the plain vote."""
@@ -49,19 +49,12 @@ def run(ctx: MethodContext) -> MethodResult:
         f"utility_vote@{n}": strategy_row([utility_vote(p, rs, scale) for p, rs in zip(problems, samples)]),
     }
     flat = [r for rs in samples for r in rs]
-    summary: dict[str, Any] = {
-        "method": "utility",
-        "problems": len(problems),
-        "samples_per_problem": n,
-        "strategies": strategies,
-        "utility": utility_stats(flat).as_dict(),
-        "utility_own": utility_stats(flat, "utility_own").as_dict(),
-        "logprob_calls": scorer.calls,
-        "tokens": sum(r.tokens for r in flat),
-        **stats.as_dict(),
-    }
-    # flat copies for the CLI's one-line-per-value printout
-    summary["utility_mean_correct"] = summary["utility"]["mean_correct"]
-    summary["utility_mean_wrong"] = summary["utility"]["mean_wrong"]
-    summary["utility_auroc"] = summary["utility"]["auroc"]
-    return MethodResult("utility", summary, page="utility", records={"problems": problems, "samples": samples})
+    utility = utility_stats(flat).as_dict()
+    return UtilityResult(
+        problems=len(problems), samples_per_problem=n, strategies=strategies, utility=utility,
+        utility_own=utility_stats(flat, "utility_own").as_dict(), logprob_calls=scorer.calls,
+        tokens=sum(r.tokens for r in flat), **stats.as_dict(),
+        # flat copies for the CLI's one-line-per-value printout
+        utility_mean_correct=utility["mean_correct"], utility_mean_wrong=utility["mean_wrong"],
+        utility_auroc=utility["auroc"],
+        problem_list=problems, samples=samples)
