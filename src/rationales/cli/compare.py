@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..jobs.compare import DEFAULT_STRATEGIES, CompareConfig
+from ..jobs.compare import CompareConfig
 from .common import JsonOpt, err_console, out_console, parse_backend_opts, progress_bar
 from .options import emit, opt, ray_opt, session
 from .render import say, table
@@ -18,9 +18,7 @@ def register(app: typer.Typer) -> None:
 
 def compare_cmd(
     task: str = typer.Argument("demo", help="Task: demo, reasoning_gym:NAME, a .jsonl/.csv/.parquet file, ..."),
-    strategies: str = typer.Option(
-        ",".join(DEFAULT_STRATEGIES), "--strategies", "-s",
-        help="Comma-separated: greedy, vote, weighted_vote, tool_vote, best_of_n, adaptive, step_search, beam, mcts."),
+    strategies: str = opt(CompareConfig, "strategies", "--strategies", "-s"),
     budget: str = typer.Option("1000", "--budget", help="Generated tokens per problem each strategy may spend."),
     budgets: Optional[str] = typer.Option(None, "--budgets",
                                           help="Sweep budgets, e.g. 500,1000,2000 (overrides --budget)."),

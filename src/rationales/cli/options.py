@@ -19,14 +19,37 @@ def ray_opt(cls: type) -> Any:
     return opt(cls, "ray", "--ray", metavar="[ADDRESS]")
 
 
-def opt(cls: type, name: str, *decls: str, **kwargs: Any) -> Any:
-    """A ``typer.Option`` for field ``name`` of config ``cls`` (default and help from the field)."""
+def _field(cls: type, name: str) -> Any:
     f = next((f for f in fields(cls) if f.name == name), None)
     if f is None:
         raise AttributeError(f"{cls.__name__} has no field {name!r}")
-    default = f.default if f.default is not MISSING else None
+    return f
+
+
+def _default(f: Any) -> Any:
+    """A field's default as the flag's: a list of names is its comma-separated text."""
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        value = f.default_factory()
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return ",".join(value)
+    return None
+
+
+def opt(cls: type, name: str, *decls: str, **kwargs: Any) -> Any:
+    """A ``typer.Option`` for field ``name`` of config ``cls`` (default and help from the field)."""
+    f = _field(cls, name)
     kwargs.setdefault("help", f.metadata.get("help") or None)
-    return typer.Option(default, *decls, **kwargs)
+    return typer.Option(_default(f), *decls, **kwargs)
+
+
+def arg(cls: type, name: str, *, required: bool = False, **kwargs: Any) -> Any:
+    """A ``typer.Argument`` for field ``name`` of config ``cls`` (help, and unless ``required``
+    the default, from the field)."""
+    f = _field(cls, name)
+    kwargs.setdefault("help", f.metadata.get("help") or None)
+    return typer.Argument(... if required else _default(f), **kwargs)
 
 
 def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, str]:

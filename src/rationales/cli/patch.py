@@ -8,8 +8,9 @@ from typing import Optional
 
 import typer
 
-from .common import (BackendOpt, BaseUrlOpt, JsonOpt, ModelOpt, OutOpt, StoreOpt, err_console, make_backend,
-                     open_store, out_console, print_json)
+from ..jobs.methods.patch import PatchConfig
+from .common import JsonOpt, err_console, make_backend, open_store, out_console
+from .options import arg, emit, opt
 from .render import say, table
 
 
@@ -18,13 +19,13 @@ def register(app: typer.Typer) -> None:
 
 
 def patch_cmd(
-    feedback_file: Path = typer.Argument(..., help='JSONL file, one {"rationale_id": ..., "feedback": "..."} per line.'),
-    store: str = StoreOpt,
-    backend: str = BackendOpt,
-    model: Optional[str] = ModelOpt,
-    base_url: Optional[str] = BaseUrlOpt,
-    out: str = OutOpt,
-    max_tokens: int = typer.Option(512, min=1, max=32768, help="Max new tokens of a revised rationale."),
+    feedback_file: Path = arg(PatchConfig, "feedback_file", required=True),
+    store: str = opt(PatchConfig, "store"),
+    backend: str = opt(PatchConfig, "backend", "--backend", "-b"),
+    model: Optional[str] = opt(PatchConfig, "model", "--model", "-m"),
+    base_url: Optional[str] = opt(PatchConfig, "base_url"),
+    out: str = opt(PatchConfig, "out"),
+    max_tokens: int = opt(PatchConfig, "max_tokens"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Patch stored rationales with feedback, answer again from the revised rationale alone,
@@ -33,20 +34,21 @@ def patch_cmd(
         success_table_rows
     from ..report import write_report
 
+    cfg = PatchConfig(feedback_file=str(feedback_file), store=store, backend=backend, model=model,
+                      base_url=base_url, out=out, max_tokens=max_tokens)
     items = read_feedback_jsonl(feedback_file)
-    with open_store(store) as st:
+    with open_store(cfg.store) as st:
         triples = resolve_items(items, st, feedback_file)  # every id checked before loading a model
-        be = make_backend(backend, model, base_url)
+        be = make_backend(cfg.backend, cfg.model, cfg.base_url)
         try:
             if not json_out:
                 say(err_console, f"{len(triples)} feedback rows on {be.name}:{be.model}", bold="rationales patch")
-            result = patch_job(triples, be, st, feedback_file=str(feedback_file), max_tokens=max_tokens)
+            result = patch_job(triples, be, st, feedback_file=cfg.feedback_file, max_tokens=cfg.max_tokens)
         finally:
             be.close()
-        write_report(result, out)
-    summary = result.to_json()
-    if json_out:
-        print_json(summary)
+        write_report(result, cfg.out)
+    summary = emit(result, json_out)
+    if summary is None:
         return
     out_console.print(table(f"patch success per format · {summary['model']}", list(SUCCESS_HEADER),
                             [list(row) for row in success_table_rows(summary["patch_success"])],

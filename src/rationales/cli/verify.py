@@ -9,8 +9,8 @@ import typer
 
 from ..jobs.processbench import ProcessBenchConfig
 from ..jobs.verify import VerifyConfig
-from .common import JsonOpt, err_console, make_backend, open_store, out_console, print_json, progress_bar
-from .options import emit, opt, ray_opt, session
+from .common import JsonOpt, err_console, make_backend, open_store, out_console, progress_bar
+from .options import arg, emit, opt, ray_opt, session
 from .render import say, table
 
 
@@ -21,10 +21,7 @@ def register(app: typer.Typer) -> None:
 
 def verify_cmd(
     store: str = opt(VerifyConfig, "store"),
-    checkers: str = typer.Option("tool,llm", "--checkers", "-c",
-                                 help="Comma-separated checkers: tool (arithmetic, no model), mc (Math-Shepherd "
-                                      "rollouts), llm (the model as PRM, P(+)/P(-); old name prm), genprm "
-                                      "(GroundedPRM-format judge)."),
+    checkers: str = opt(VerifyConfig, "checkers", "--checkers", "-c"),
     backend: str = opt(VerifyConfig, "backend", "--backend", "-b"),
     model: Optional[str] = opt(VerifyConfig, "model", "--model", "-m"),
     base_url: Optional[str] = opt(VerifyConfig, "base_url"),
@@ -111,7 +108,7 @@ def agreement_table(counts: dict[str, Any], rule: str) -> Any:
 
 
 def processbench_cmd(
-    file: Optional[str] = typer.Argument(None, help="ProcessBench-style JSONL (problem, steps, label)."),
+    file: Optional[str] = arg(ProcessBenchConfig, "file"),
     build: Optional[int] = opt(ProcessBenchConfig, "build", "--build"),
     detector: str = opt(ProcessBenchConfig, "detector", "--detector"),
     backend: str = opt(ProcessBenchConfig, "backend", "--backend", "-b"),
@@ -131,12 +128,12 @@ def processbench_cmd(
     items = load_items(cfg)
     be = make_backend(cfg.backend, cfg.model, cfg.base_url) if cfg.detector != "tool" else None
     try:
-        scores = processbench(items, cfg, be).to_json()
+        result = processbench(items, cfg, be)
     finally:
         if be is not None:
             be.close()
-    if json_out:
-        print_json(scores)
+    scores = emit(result, json_out)
+    if scores is None:
         return
 
     def pct(x: float | None) -> str:

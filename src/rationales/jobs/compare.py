@@ -65,7 +65,8 @@ class CompareConfig(OutputConfig, BackendConfig, TaskConfig, SamplingConfig):
     """Settings of ``rationales compare``."""
 
     strategies: list[str] = setting(default_factory=lambda: list(DEFAULT_STRATEGIES),
-                                    help="Strategies, comma-separated (see STRATEGIES).")
+                                    help="Comma-separated: greedy, vote, weighted_vote, tool_vote, best_of_n, adaptive, "
+                                         "step_search, beam, mcts.")
     budgets: list[int] = setting(default_factory=lambda: [1000],
                                  help=f"Generated tokens per problem each strategy may spend (1..{MAX_BUDGET}).")
     prm: str = setting("llm", help="Step scorer: llm (P(+)/P(-)), genprm (generative), tool (arithmetic check).")

@@ -123,7 +123,9 @@ class VerifyConfig(OutputConfig, BackendConfig, SamplingConfig):
     """Settings of ``rationales verify`` (temperature and seed: of the MC rollouts)."""
 
     checkers: list[str] = setting(default_factory=lambda: ["tool", "llm"],
-                                  help="Checkers, comma-separated: tool, mc, llm (old name prm), genprm.")
+                                  help="Comma-separated checkers: tool (arithmetic, no model), mc (Math-Shepherd "
+                                       "rollouts), llm (the model as PRM, P(+)/P(-); old name prm), genprm "
+                                       "(GroundedPRM-format judge).")
     method: str | None = setting(None, help="Only rationales of this method (default: all but by-products).")
     limit: int | None = setting(None, lo=1, hi=10_000_000, help="Verify only the first K rationales.")
     mc_samples: int = setting(8, lo=1, hi=MAX_SAMPLES, help="MC rollouts per step (Math-Shepherd N).")

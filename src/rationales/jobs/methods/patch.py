@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...config import MAX_TOKENS, MethodOptions, setting
+from ...config import MAX_TOKENS, BackendConfig, MethodOptions, OutputConfig, setting
 from ...backends.base import Backend
 from ...errors import RationalesError, UnknownNameError
 from ...generate import GenerationStats, SampleSpec, generate
@@ -290,6 +290,14 @@ def success_table_rows(success: dict[str, dict[str, Any]]) -> list[tuple[str, ..
 
 
 SUCCESS_HEADER = ("format", "wrong parents", "fixed", "success rate", "95% CI", "patches", "right kept right")
+
+
+@dataclass
+class PatchConfig(OutputConfig, BackendConfig):
+    """Settings of ``rationales patch FEEDBACK.jsonl``."""
+
+    feedback_file: str = setting("", help='JSONL file, one {"rationale_id": ..., "feedback": "..."} per line.')
+    max_tokens: int = setting(512, lo=1, hi=MAX_TOKENS, help="Max new tokens of a revised rationale.")
 
 
 def patch_job(triples: Sequence[tuple[Rationale, Problem, FeedbackItem]], backend: Backend, store: Store, *,
