@@ -13,6 +13,7 @@ tests/test_layers.py) keeps it true, imports inside functions included::
     score/              rationale-level Scores: utility, faithfulness, brevity, calibration
     verify/             everything that attaches a step Check: arithmetic, mc, prm, genprm, consensus, ...
     generate.py         prompts -> backends -> stored, segmented, answer-checked rationales
+    scale/              scale-out: the backend as a Ray actor pool, work claims of parallel drivers
     backends/ answers   io: model backends; answer extraction and checking
     store tasks prompts steps models     io: SQLite store, task loaders, templates, segmentation, aliases
     records stats config registry        base: record types, statistics, configs, the name registry
