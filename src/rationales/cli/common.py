@@ -12,7 +12,6 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ..backends.base import Backend, get_backend
 from ..errors import RationalesError
@@ -30,18 +29,6 @@ JsonOpt = typer.Option(False, "--json", help="Print the summary as one JSON obje
 BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (openai backend).")
 BackendOptsOpt = typer.Option(None, "--backend-opt", "-o",
                               help="Extra backend option KEY=VALUE (repeatable), e.g. -o n_ctx=8192 -o n_parallel=32.")
-QuestionColOpt = typer.Option("question", help="File tasks: question column.")
-AnswerColOpt = typer.Option("answer", help="File tasks: gold answer column.")
-ContextColOpt = typer.Option(None, help="File tasks: context column.")
-AnswerTypeOpt = typer.Option("auto", help="File tasks: auto | number | math | exact | choice.")
-
-
-def task_mapping(question_col: str, answer_col: str, context_col: str | None, answer_type: str) -> dict[str, str]:
-    """The file-task column options as ``load_task`` keywords."""
-    m = {"question_col": question_col, "answer_col": answer_col, "answer_type": answer_type}
-    if context_col:
-        m["context_col"] = context_col
-    return m
 
 
 def parse_backend_opts(pairs: list[str] | None) -> dict[str, Any]:
@@ -130,14 +117,3 @@ def progress_bar(total: int, label: str, enabled: bool = True) -> Iterator[Calla
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, default=str) + "\n")
     sys.stdout.flush()
-
-
-def strategies_table(title: str, strategies: dict[str, dict[str, Any]]) -> Table:
-    t = Table(title=title)
-    for col in ("strategy", "accuracy", "95% CI", "correct", "tokens", "confidence"):
-        t.add_column(col, justify="left" if col == "strategy" else "right")
-    for name, s in strategies.items():
-        t.add_row(name, f"{s['accuracy']:.3f}", f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]",
-                  f"{s.get('correct', '')}/{s.get('n', '')}", str(s.get("tokens", "")),
-                  f"{s['mean_confidence']:.2f}" if "mean_confidence" in s else "")
-    return t

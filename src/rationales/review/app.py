@@ -31,7 +31,6 @@ from .security import CSRF_FIELD, SecurityMiddleware
 
 PACKAGE_DIR = Path(__file__).parent
 TEMPLATES = PACKAGE_DIR / "templates"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass

@@ -21,7 +21,6 @@ HUMAN = "human"
 # records derived from another one that a reader rarely wants in the list (shown with
 # ``internal=1`` or by naming the method); patches stay visible
 HIDDEN_METHODS = frozenset(INTERNAL_METHODS | {"feedback"})
-AUTO_KINDS = ("tool", "mc", "prm", "judge", "consensus")
 PAGE_SIZE = 50
 
 
