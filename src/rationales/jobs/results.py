@@ -154,56 +154,63 @@ def _record(arg: str | None = None, default: Any = list) -> Any:
     return field(default_factory=default, repr=False, metadata={"json": False, "arg": arg})
 
 
-class MethodResult(PageResult):
-    """Base of the ``rationales run --method NAME`` results: one dataclass per method below (a
-    third-party method subclasses this one). Each declares, in the order of its ``--json``
-    object, at least ``method``, ``strategies`` (name -> ``select.vote.strategy_row``),
-    ``samples_new``, ``samples_cached``, ``tokens_new``, ``tokens`` and ``report``, then the
-    records its report page shows."""
-
-    method: str
-    strategies: dict[str, dict[str, Any]]
-    samples_new: int
-    samples_cached: int
-    tokens_new: int
-    tokens: int
-    report: str | None
-
-
 Strategies = dict[str, dict[str, Any]]
 
 
 @dataclass(eq=False, kw_only=True)
-class UtilityResult(MethodResult):
-    """``--method utility``: reasoning utility of correct vs wrong rationales, utility-weighted vote."""
+class MethodResult(PageResult):
+    """Base of the ``rationales run --method NAME`` results, one subclass per method below (a
+    third-party method subclasses it too): what every method reports (``strategies``: name ->
+    ``select.vote.strategy_row``; the counts of new and cached samples; all tokens), then the
+    method's own fields and the records its report page shows."""
 
-    method: str = "utility"
-    problems: int
-    samples_per_problem: int
+    method: str = ""
     strategies: Strategies
-    utility: dict[str, Any]
-    utility_own: dict[str, Any]
-    logprob_calls: int
-    tokens: int
     samples_new: int
     samples_cached: int
     tokens_new: int
+    tokens: int
+    report: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class TrustResult(MethodResult):
+    """A trust method: ``samples_per_problem`` CoT samples of each of ``problems`` problems, scored."""
+
+    problems: int
+    samples_per_problem: int
+    problem_list: list[Problem] = _record("problems")
+
+
+@dataclass(eq=False, kw_only=True)
+class PromptingResult(MethodResult):
+    """A prompting method: which task and model, and how long it took."""
+
+    task: str
+    backend: str
+    model: str
+    time_s: float
+
+
+@dataclass(eq=False, kw_only=True)
+class UtilityResult(TrustResult):
+    """``--method utility``: reasoning utility of correct vs wrong rationales, utility-weighted vote."""
+
+    method: str = "utility"
+    utility: dict[str, Any]
+    utility_own: dict[str, Any]
+    logprob_calls: int
     utility_mean_correct: float | None
     utility_mean_wrong: float | None
     utility_auroc: float | None
-    report: str | None = None
-    problem_list: list[Problem] = _record("problems")
     samples: list[list[Rationale]] = _record()
 
 
 @dataclass(eq=False, kw_only=True)
-class FaithfulnessResult(MethodResult):
+class FaithfulnessResult(TrustResult):
     """``--method faithfulness``: counterfactual probes, consistency, filtered votes."""
 
     method: str = "faithfulness"
-    problems: int
-    samples_per_problem: int
-    strategies: Strategies
     rationales_probed: int
     faithful: int
     unfaithful: int
@@ -216,26 +223,17 @@ class FaithfulnessResult(MethodResult):
     accuracy_inconsistent: float | None
     probes: int
     probes_new: int
-    tokens: int
     probe_tokens_new: int
-    samples_new: int
-    samples_cached: int
-    tokens_new: int
-    report: str | None = None
-    problem_list: list[Problem] = _record("problems")
     samples: list[list[Rationale]] = _record()
     store: Store | None = _record(default=lambda: None)
 
 
 @dataclass(eq=False, kw_only=True)
-class BrevityResult(MethodResult):
+class BrevityResult(TrustResult):
     """``--method brevity``: tokens saved and accuracy kept by verbosity-aware reduction."""
 
     method: str = "brevity"
-    problems: int
-    samples_per_problem: int
     threshold: float
-    strategies: Strategies
     reduced: int
     skipped_no_reasoning: int
     sentences: int
@@ -250,35 +248,20 @@ class BrevityResult(MethodResult):
     correct_kept: int
     correct_before: int
     accuracy_kept: float | None
-    tokens: int
     reanswer_samples_new: int
-    samples_new: int
-    samples_cached: int
-    tokens_new: int
-    report: str | None = None
-    problem_list: list[Problem] = _record("problems")
     pairs: list[list[ReducedPair]] = _record()
 
 
 @dataclass(eq=False, kw_only=True)
-class CalibrationResult(MethodResult):
+class CalibrationResult(TrustResult):
     """``--method calibration``: ECE and reliability of vote share, sample agreement, verbal confidence."""
 
     method: str = "calibration"
-    problems: int
-    samples_per_problem: int
-    strategies: Strategies
     calibration: dict[str, dict[str, Any]]
     ece_vote: float | None
     ece_verbal: float | None
     verbal_parsed: int
     verbal_unparsed: int
-    tokens: int
-    samples_new: int
-    samples_cached: int
-    tokens_new: int
-    report: str | None = None
-    problem_list: list[Problem] = _record("problems")
     votes: list[Selection] = _record()
     verbal_rs: list[Rationale] = _record()
 
@@ -287,11 +270,7 @@ class CalibrationResult(MethodResult):
 class GroundedResult(MethodResult):
     """``--method grounded``: GroundedPRM trees, their tool- and MC-labelled steps, sibling pairs."""
 
-    strategies: Strategies
-    samples_new: int
-    samples_cached: int
-    tokens: int
-    tokens_new: int
+    method: str = "grounded"
     trees: int
     paths: int
     paths_right: int
@@ -300,21 +279,16 @@ class GroundedResult(MethodResult):
     steps_tool_wrong: int
     steps_mc_positive: int
     sibling_pairs: int
-    method: str = "grounded"
-    report: str | None = None
     tree_list: list[Tree] = _record("trees")
 
 
 @dataclass(eq=False, kw_only=True)
-class MistakesResult(MethodResult):
+class MistakesResult(PromptingResult):
     """``--method mistakes`` and ``--method cot_plus``: demonstrations of mistakes vs CoT on held-out problems."""
 
     page: ClassVar[str] = "mistakes"
 
     method: str = "mistakes"
-    task: str
-    backend: str
-    model: str
     train_problems: int
     heldout_problems: int
     train_samples_per_problem: int
@@ -325,86 +299,49 @@ class MistakesResult(MethodResult):
     shots: int
     explain: str | None
     variants: list[str]
-    strategies: Strategies
-    samples_new: int
-    samples_cached: int
-    tokens_new: int
-    tokens: int
-    time_s: float
-    report: str | None = None
     heldout: list[Problem] = _record()
     by_variant: dict[str, list[Rationale]] = _record(default=dict)
     example: dict[str, list[dict[str, str]]] = _record(default=dict)
 
 
 @dataclass(eq=False, kw_only=True)
-class FormatsResult(MethodResult):
+class FormatsResult(PromptingResult):
     """``--method formats``: accuracy per rationale format (answered from the rationale alone)."""
 
     method: str = "formats"
-    task: str
-    backend: str
-    model: str
     problems: int
     formats: list[str]
     decomposed: bool
-    strategies: Strategies
     answer_agrees_with_rationale: dict[str, float]
-    samples_new: int
-    samples_cached: int
-    tokens_new: int
-    tokens: int
-    time_s: float
-    report: str | None = None
     problem_list: list[Problem] = _record("problems")
     by_format: dict[str, list[Rationale]] = _record(default=dict)
 
 
 @dataclass(eq=False, kw_only=True)
-class PatchMethodResult(MethodResult):
+class PatchMethodResult(PromptingResult):
     """``--method patch``: accuracy per format before and after feedback patches, patch success rates."""
 
     method: str = "patch"
-    task: str
-    backend: str
-    model: str
     problems: int
     formats: list[str]
     feedback_source: str
-    strategies: Strategies
     patch_success: dict[str, dict[str, Any]]
     patches: int
-    samples_new: int
-    samples_cached: int
-    tokens_new: int
-    tokens: int
-    time_s: float
-    report: str | None = None
     #: the ``jobs.methods.patch.PatchResult`` of each patch
     results: list[Any] = _record()
     store: Store | None = _record(default=lambda: None)
 
 
 @dataclass(eq=False, kw_only=True)
-class EnsembleResult(MethodResult):
+class EnsembleResult(PromptingResult):
     """``--method ensemble``: a vote across prompts vs a vote over one prompt's samples."""
 
     method: str = "ensemble"
-    task: str
-    backend: str
-    model: str
     problems: int
     train_problems: int
     members: list[str]
     samples_per_member: dict[str, int]
     samples: int
-    strategies: Strategies
-    samples_new: int
-    samples_cached: int
-    tokens_new: int
-    tokens: int
-    time_s: float
-    report: str | None = None
     problem_list: list[Problem] = _record("problems")
     pooled: list[list[Rationale]] = _record()
 
