@@ -53,6 +53,16 @@ def require_rows(rows: Sequence[Any], what: str, provenance: dict[str, Any], hin
     raise EmptyDatasetError(f"No {what} rows: {why}. {hint}")
 
 
+def finish_rows(rows: list[Any], what: str, prov: dict[str, Any], provenance: dict[str, Any] | None,
+                hint: str) -> list[Any]:
+    """A builder's last step: its provenance ``prov`` copied into the caller's ``provenance``
+    dict (when given), then the rows, or the one-line error of :func:`require_rows`."""
+    if provenance is not None:
+        provenance.update(prov)
+    require_rows(rows, what, prov, hint)
+    return rows
+
+
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """JSONL (``.jsonl``/``.json``) or Parquet (``.parquet``); both load with
     ``datasets.load_dataset("json"|"parquet", data_files=PATH)`` with nested columns intact."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..answers import normalize
 from ..store import Store
-from .common import check_style, problem_prompt, prompt_value, require_rows, to_dataset
+from .common import check_style, finish_rows, problem_prompt, prompt_value, to_dataset
 from .filters import DataFilter, select
 
 
@@ -74,11 +74,8 @@ def contrastive_rows(store: Store, f: DataFilter | None = None, *, style: str = 
     prov = dict(sel.provenance, format="contrastive", style=style, rows=len(rows),
                 positives=sum(len(r["positives"]) for r in rows), negatives=n_neg, problems_without_positive=no_pos,
                 max_positives=max_positives, max_negatives=max_negatives)
-    if provenance is not None:
-        provenance.update(prov)
-    require_rows(rows, "contrastive", prov, "QCRD needs teacher rationales that agree with the self-consistency answer: "
-                                            "sample several per problem (`rationales run -n 5`).")
-    return rows
+    return finish_rows(rows, "contrastive", prov, provenance, "QCRD needs teacher rationales that agree with the "
+                       "self-consistency answer: sample several per problem (`rationales run -n 5`).")
 
 
 def contrastive_dataset(store: Store, f: DataFilter | None = None, **kwargs: Any) -> Any:

@@ -24,7 +24,7 @@ from ..prompts import render
 from ..score.faithfulness import PROBE_TEMPLATE, perturbations
 from ..score.utility import ANSWER_TEMPLATE, rationale_body
 from ..store import Store
-from .common import answer_value, check_style, prompt_value, require_rows, to_dataset
+from .common import answer_value, check_style, finish_rows, prompt_value, to_dataset
 from .filters import DataFilter, select
 
 
@@ -64,11 +64,8 @@ def pinto_rows(store: Store, f: DataFilter | None = None, *, style: str = "conve
                          "rationale_id": r.id, "perturbation_source": source})
     prov = dict(sel.provenance, format="pinto", style=style, rows=len(rows), rationales_with_stored_probes=stored,
                 rationales_with_built_perturbations=built, mask_ratio=ratio, n_masks=n_masks)
-    if provenance is not None:
-        provenance.update(prov)
-    require_rows(rows, "PINTO", prov, "PINTO needs rationales with reasoning before their answer: sample some with "
-                                      "`rationales run` (and optionally probes with `run --method faithfulness`).")
-    return rows
+    return finish_rows(rows, "PINTO", prov, provenance, "PINTO needs rationales with reasoning before their answer: "
+                       "sample some with `rationales run` (and optionally probes with `run --method faithfulness`).")
 
 
 def pinto_dataset(store: Store, f: DataFilter | None = None, **kwargs: Any) -> Any:

@@ -28,7 +28,7 @@ from ..generate import steps_prefix
 from ..records import Problem
 from ..select.grounded import sibling_pairs
 from ..store import Store
-from .common import answer_value, check_style, problem_prompt, prompt_value, require_rows, to_dataset
+from .common import answer_value, check_style, finish_rows, problem_prompt, prompt_value, to_dataset
 from .filters import DataFilter, select
 from .splits import record_split
 
@@ -135,12 +135,10 @@ def dpo_rows(store: Store, f: DataFilter | None = None, *, sources: Iterable[str
         prov.setdefault("counts", {}).update({f"{s}_{k}": v for k, v in sub.get("counts", {}).items()})
         rows.extend(got)
     prov["rows"] = len(rows)
-    if provenance is not None:
-        provenance.update(prov)
-    require_rows(rows, "DPO pair", prov,
-                 "A pair needs a correct and a wrong rationale of one problem (sample more with `rationales run -n 8`), "
-                 "step-controlled continuations (`data.pairs`), or a GroundedPRM tree (`run --method grounded`).")
-    return rows
+    return finish_rows(rows, "DPO pair", prov, provenance,
+                       "A pair needs a correct and a wrong rationale of one problem (sample more with `rationales run "
+                       "-n 8`), step-controlled continuations (`data.pairs`), or a GroundedPRM tree (`run --method "
+                       "grounded`).")
 
 
 def dpo_dataset(store: Store, f: DataFilter | None = None, **kwargs: Any) -> Any:

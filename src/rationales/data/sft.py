@@ -21,7 +21,7 @@ from typing import Any
 
 from ..records import Rationale
 from ..store import Store
-from .common import answer_value, check_style, problem_prompt, prompt_value, require_rows, to_dataset
+from .common import answer_value, check_style, finish_rows, problem_prompt, prompt_value, to_dataset
 from .filters import DataFilter, select
 
 LAYOUTS = ("messages", "prompt_completion")
@@ -84,13 +84,10 @@ def sft_rows(store: Store, f: DataFilter | None = None, *, layout: str = "messag
         red_stats["tokens_saved"] = to - tr
         red_stats["tokens_saved_share"] = round((to - tr) / to, 4) if to else None
         prov["reduction"] = red_stats
-    if provenance is not None:
-        provenance.update(prov)
     hint = ("Run `rationales run --method brevity` first to store reductions, or drop --reduced."
             if reduced else "Sample rationales first (`rationales run`), or relax the filters "
                             "(--correct-only, --agree-sc, --task, --model, --split).")
-    require_rows(rows, "SFT", prov, hint)
-    return rows
+    return finish_rows(rows, "SFT", prov, provenance, hint)
 
 
 def sft_dataset(store: Store, f: DataFilter | None = None, **kwargs: Any) -> Any:
