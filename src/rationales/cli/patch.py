@@ -30,9 +30,9 @@ def patch_cmd(
 ) -> None:
     """Patch stored rationales with feedback, answer again from the revised rationale alone,
     and print the patch success rate per format (fixed / wrong parents)."""
-    from ..jobs.methods.patch import SUCCESS_HEADER, patch_job, read_feedback_jsonl, resolve_items, \
-        success_table_rows
+    from ..jobs.methods.patch import patch_job, read_feedback_jsonl, resolve_items
     from ..report import write_report
+    from ..report.patch import SUCCESS_HEADER, success_table_rows
 
     cfg = PatchConfig(feedback_file=str(feedback_file), store=store, backend=backend, model=model,
                       base_url=base_url, out=out, max_tokens=max_tokens)

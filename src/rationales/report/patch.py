@@ -6,8 +6,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..jobs.methods.patch import SUCCESS_HEADER, PatchResult, success_table_rows
+from ..jobs.methods.patch import PatchResult
 from ..store import Store
+
+
+def success_table_rows(success: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The patch-success table (``SUCCESS_HEADER`` columns), one row per format: this page's and
+    the ``rationales patch`` command's."""
+    rows = []
+    for fmt, s in success.items():
+        rate = "-" if s["success_rate"] is None else f"{s['success_rate']:.3f}"
+        rows.append((fmt, str(s["wrong_parents"]), str(s["fixed"]), rate,
+                     f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]", str(s["patches"]),
+                     f"{s['kept_correct']}/{s['right_parents']}"))
+    return rows
+
+
+SUCCESS_HEADER = ("format", "wrong parents", "fixed", "success rate", "95% CI", "patches", "right kept right")
 
 
 def write_report(out: Path, summary: dict[str, Any], results: Sequence[PatchResult], store: Store) -> Path:

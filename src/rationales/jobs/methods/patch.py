@@ -279,19 +279,6 @@ def run(ctx: MethodContext) -> PatchMethodResult:
         time_s=round(time.time() - t0, 2), results=results, store=ctx.store)
 
 
-def success_table_rows(success: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
-    rows = []
-    for fmt, s in success.items():
-        rate = "-" if s["success_rate"] is None else f"{s['success_rate']:.3f}"
-        rows.append((fmt, str(s["wrong_parents"]), str(s["fixed"]), rate,
-                     f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]", str(s["patches"]),
-                     f"{s['kept_correct']}/{s['right_parents']}"))
-    return rows
-
-
-SUCCESS_HEADER = ("format", "wrong parents", "fixed", "success rate", "95% CI", "patches", "right kept right")
-
-
 @dataclass
 class PatchConfig(OutputConfig, BackendConfig):
     """Settings of ``rationales patch FEEDBACK.jsonl``."""
