@@ -51,7 +51,10 @@ _held = {"fh": None, "depth": 0}
 
 @contextlib.contextmanager
 def model_lock() -> Iterator[None]:
-    """The shared model lock (fcntl.flock), reentrant within this process."""
+    """The shared model lock (fcntl.flock), reentrant within this process (--no-lock: none)."""
+    if _held.get("off"):
+        yield
+        return
     if _held["fh"] is None:
         fh = open(LOCK, "a+")
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -139,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-default-judge", action="store_true", help="skip step 3")
     ap.add_argument("--extra-store", action="append", default=[],
                     help="also use the default model's CoT rationales stored in this store (copied in; no model time)")
+    ap.add_argument("--threads", type=int, default=1, help="torch and llama.cpp threads (1 on shared cores)")
+    ap.add_argument("--no-lock", action="store_true", help="do not take the shared model lock")
+    ap.add_argument("--no-grammar", action="store_true",
+                    help="leave the verdict format to the judges (the previous setting; verdicts mostly unreadable)")
+    ap.add_argument("--free-eval", action="store_true",
+                    help="also evaluate each trained judge without the grammar (does it write the format itself?)")
+    ap.add_argument("--best-of", action="store_true", help="also the best-of-N baseline (a scoring pass per sample)")
+    ap.add_argument("--eval-n", type=int, default=4, help="samples per order of the self-consistency baseline")
+    ap.add_argument("--results", default=None, help="write the numbers as JSON here")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "judge.sqlite"))
     ap.add_argument("--out", default=None, help="trained judges and reports (default: next to the store)")
@@ -154,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     from rationales.tasks import reasoning_gym
     from rationales.verify.judge import AbsoluteJudge, JudgeConfig, PairwiseJudge, supports_grammar
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    _held["off"] = args.no_lock
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.store)), "judge-out")
     os.makedirs(out, exist_ok=True)
     t0 = time.time()
@@ -163,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     # 1. the default model's rationales
     problems = reasoning_gym.load("basic_arithmetic", size=args.problems, seed=args.seed, min_terms=3, max_terms=4,
                                   min_digits=1, max_digits=2)[:args.problems]
-    backend = Locked(get_backend("llamacpp", model=args.model, n_ctx=4096, n_threads=2, n_parallel=16), chunk=8)
+    backend = Locked(get_backend("llamacpp", model=args.model, n_ctx=4096, n_threads=args.threads, n_parallel=16),
+                     chunk=8)
     specs = cot_specs(problems, n=args.samples, temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
     log(f"sampling {args.samples} rationales x {len(problems)} problems with {args.model}")
     for i in range(0, len(specs), 16):  # a batch of 16 problems per lock
@@ -194,27 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         print("summary: not enough pairs (need problems with both a correct and a wrong rationale)")
         return 1
 
-    # 3. the default model as judge (offline benchmark)
-    default_rows: dict[str, Any] = {}
-    if not args.skip_default_judge:
-        phase("the default model as judge")
-        t3 = time.time()
-        cfg = JudgeConfig(max_tokens=args.judge_max_tokens, retries=1, force=False)
-        pj = PairwiseJudge(backend, "correctness", cfg, store=store)
-        pjs = pj.judge(test)
-        default_rows["pairwise"] = pairwise_agreement(pjs, test)
-        abs_items = absolute_items(store, model=backend.model, method="cot", problem_ids=test_pids)
-        aj = AbsoluteJudge(backend, "correctness", cfg, store=store)
-        ajs = aj.judge(abs_items)
-        default_rows["absolute"] = absolute_agreement(ajs, abs_items)
-        default_rows["constrained"] = supports_grammar(backend._b)
-        default_rows["seconds"] = round(time.time() - t3)
-        log(f"default model as judge: {default_rows}")
     backend._b.close()
     _held["phase"] = False
     release()
 
-    # 4. self-rationalization of the small judge
+    # 3. self-rationalization of the small judge (item 7 of issue 12; first, so it finishes)
     from rationales.backends.transformers import TransformersBackend
     from rationales.train.judge import JudgeTrainConfig, train_judge
 
@@ -222,10 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         return Locked(TransformersBackend(model=model, tokenizer=tok, model_id=model_id, batch_size=8), chunk=8)
 
     tcfg = JudgeTrainConfig(model=args.judge_model, data=args.store, output_dir=os.path.join(out, "trained-judge"),
-                            iterations=args.iterations, n=args.n, eval_n=4, temperature=0.8,
+                            iterations=args.iterations, n=args.n, eval_n=args.eval_n, temperature=0.8,
                             judge_max_tokens=args.judge_max_tokens, lr=args.lr, beta=args.beta, batch_size=2,
                             grad_accum=2, epochs=2.0, max_length=1024, seed=args.seed, progress=False,
-                            logging_steps=5)
+                            logging_steps=5, grammar=not args.no_grammar, best_of_n=args.best_of,
+                            free_eval=args.free_eval)
     t4 = time.time()
     with model_lock():  # loading / rebuilding the GGUF
         from rationales.train.models import load_base_model
@@ -246,6 +245,29 @@ def main(argv: list[str] | None = None) -> int:
     release()
     t_train = time.time() - t4
     table = res.table()
+    del model
+
+    # 4. the default model as judge (offline benchmark, llama.cpp with the GBNF grammar)
+    default_rows: dict[str, Any] = {}
+    if not args.skip_default_judge:
+        phase("the default model as judge")
+        t3 = time.time()
+        backend = Locked(get_backend("llamacpp", model=args.model, n_ctx=4096, n_threads=args.threads,
+                                     n_parallel=16), chunk=8)
+        cfg = JudgeConfig(max_tokens=args.judge_max_tokens, retries=1, force=False, grammar=not args.no_grammar)
+        pj = PairwiseJudge(backend, "correctness", cfg, store=store)
+        pjs = pj.judge(test)
+        default_rows["pairwise"] = pairwise_agreement(pjs, test)
+        abs_items = absolute_items(store, model=backend.model, method="cot", problem_ids=test_pids)
+        aj = AbsoluteJudge(backend, "correctness", cfg, store=store)
+        ajs = aj.judge(abs_items)
+        default_rows["absolute"] = absolute_agreement(ajs, abs_items)
+        default_rows["constrained"] = bool(pj.engine.constrained)
+        default_rows["seconds"] = round(time.time() - t3)
+        log(f"default model as judge: {default_rows}")
+        backend._b.close()
+        _held["phase"] = False
+        release()
     elapsed = time.time() - t0
 
     print(f"task reasoning_gym:basic_arithmetic, {len(problems)} problems x {args.samples} samples of {args.model}: "
@@ -258,23 +280,45 @@ def main(argv: list[str] | None = None) -> int:
               f"{a['n']} rationales: accuracy {fmt(a)}, pearson {a['pearson']}, spearman {a['spearman']}, "
               f"kappa {a['kappa_quadratic']}, unparsed {a['unparsed_rate']}, mean score by gold "
               f"{a['mean_score_by_gold']}")
-    print(f"\n{args.judge_model} judge on {len(test)} held-out pairs (both orders; ties 0.5):")
+    print(f"\n{args.judge_model} judge on {len(test)} held-out pairs (both orders; ties 0.5; "
+          f"grammar: {tcfg.grammar}):")
     print(f"{'judge':24s} {'accuracy [95% CI]':>24s} {'strict':>7s} {'unparsed':>9s} {'pos. bias':>9s} "
           f"{'McNemar p vs untrained':>22s}")
     base = table["untrained"]["outcomes"]
-    for name, m in table.items():
+    mcn: dict[str, Any] = {}
+    rows_out = {}
+    for name, m in list(table.items()) + [(f"{k} (no grammar)", v) for k, v in res.free.items()]:
         oc = m.get("outcomes", {})
         ids = sorted(set(base) & set(oc))
         mc = mcnemar([base[i] == 1.0 for i in ids], [oc[i] == 1.0 for i in ids]) if name != "untrained" else None
+        mcn[name] = mc
+        rows_out[name] = {k: v for k, v in m.items() if k != "outcomes"} | {"mcnemar_vs_untrained": mc}
         print(f"{name:24s} {fmt(m):>24s} {m['strict_accuracy']:7.3f} {m['unparsed_rate']:9.3f} "
               f"{str(m['position_bias']):>9s} {'' if mc is None else mc['p_value']:>22}")
+    iters = []
     for it in res.iterations[1:]:
         print(f"iteration {it.iteration}: {it.pairs} DPO pairs from {it.train_judgments} judged items "
               f"({it.pair_stats}), loss {it.train_loss}, {it.seconds:.0f} s")
+        iters.append({"iteration": it.iteration, "pairs": it.pairs, "train_items": it.train_judgments,
+                      "pair_stats": it.pair_stats, "train_loss": it.train_loss, "seconds": round(it.seconds)})
     print(f"time: {elapsed / 60:.1f} min total ({t_gen / 60:.1f} sampling rationales, "
-          f"{default_rows.get('seconds', 0) / 60:.1f} default-model judge, {t_train / 60:.1f} judge training + eval)")
+          f"{t_train / 60:.1f} judge training + eval, {default_rows.get('seconds', 0) / 60:.1f} default-model judge)")
     print("summary: pairwise accuracy on held-out pairs, " + ", ".join(
         f"{k} {m['accuracy']:.2f} (unparsed {m['unparsed_rate']:.2f})" for k, m in table.items()))
+    if args.results:
+        import json
+
+        doc = {"benchmark": "benchmarks/judge.py", "date": time.strftime("%Y-%m-%d"), "args": vars(args),
+               "task": "reasoning_gym:basic_arithmetic", "rationale_model": args.model, "judge_model": args.judge_model,
+               "problems": len(problems), "rationales": len(rats), "correct": right, "pairs": len(pairs),
+               "train_items": len(train), "test_items": len(test), "grammar": tcfg.grammar,
+               "judges": rows_out, "iterations": iters, "default_model_judge": default_rows,
+               "seconds": {"total": round(elapsed), "sampling": round(t_gen), "judge_loop": round(t_train),
+                           "default_judge": default_rows.get("seconds", 0)},
+               "cpu": f"taskset -c 1, {args.threads} thread(s), core shared with other processes"}
+        os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+        with open(args.results, "w") as fh:
+            json.dump(doc, fh, indent=1, default=str)
     store.close()
     return 0
 

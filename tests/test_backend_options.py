@@ -95,7 +95,7 @@ def test_supports_grammar_flags() -> None:
     from rationales.backends.transformers import TransformersBackend
 
     assert FakeBackend.supports_grammar and LlamaCppBackend.supports_grammar
-    assert not TransformersBackend.supports_grammar
+    assert TransformersBackend.supports_grammar  # the judges' verdict grammars only (backends/verdict_grammar.py)
     url = "http://127.0.0.1:9/v1"  # nothing listens: /models fails quietly
     assert OpenAIBackend(base_url=url, model="m").supports_grammar
     assert not OpenAIBackend(base_url=url, model="m", grammar_mode="none").supports_grammar

@@ -169,6 +169,17 @@ def test_absolute_agreement_leaves_unparsed_out_of_correlations():
     assert m["mean_score_by_gold"] == {"1": 1.5, "5": 5.0}
 
 
+def test_absolute_agreement_counts_forced_verdicts_as_unparsed_but_scores_them():
+    from rationales.score.judge import absolute_agreement
+
+    items = [JudgeItem("q", str(i), gold=g) for i, g in enumerate([5.0, 1.0, 5.0])]
+    js = [Judgment(items[0].id, "absolute", 5, "", "result", []), Judgment(items[1].id, "absolute", 1, "", "forced", []),
+          Judgment(items[2].id, "absolute", None, "", "unparsed", [])]
+    m = absolute_agreement(js, items)
+    assert (m["parsed"], m["unparsed"], m["forced"], m["no_verdict"]) == (1, 2, 1, 1)
+    assert m["accuracy"] == pytest.approx(2 / 3, abs=1e-4)  # the forced verdict counts, the missing one is wrong
+
+
 # ------------------------------------------------------------------ job and CLI
 
 

@@ -43,7 +43,8 @@ def test_one_dpo_iteration_on_a_tiny_model(tmp_path, store):
         return b
 
     cfg = JudgeTrainConfig(model="tiny", data=str(store.path), output_dir=str(tmp_path / "judge"), iterations=1,
-                           n=2, eval_n=2, max_length=512, batch_size=2, lr=1e-3, progress=False, logging_steps=1)
+                           n=2, eval_n=2, max_length=512, batch_size=2, lr=1e-3, progress=False, logging_steps=1,
+                           free_eval=True)
     train, test = _items()
     res = train_judge(cfg, store=store, train_items=train, test_items=test, model_and_tokenizer=(model, tok),
                       backend_factory=factory)
@@ -54,6 +55,9 @@ def test_one_dpo_iteration_on_a_tiny_model(tmp_path, store):
     # baselines and every iteration are evaluated on the held-out items
     assert set(res.table()) == {"untrained", "self-consistency@2", "best-of-2", "iteration 1"}
     assert res.table()["untrained"]["n"] == 2
+    # the same judges without the grammar (free_eval), and the grammar sent to the sampling backend
+    assert set(res.free) == {"untrained", "iteration 1"} and res.table()["untrained"]["constrained"]
+    assert not res.free["untrained"]["constrained"]
     # judgments and pairs of the iteration are kept in the store
     (key, rows), = [(k, v) for k, v in store.blobs("judge_train_pairs")]
     assert len(rows) == 6 and {r["order"] for r in rows} == {"AB", "BA"}

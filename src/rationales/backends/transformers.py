@@ -16,6 +16,9 @@ Stop strings are matched on the decoded text as tokens arrive; the text is cut b
 string. ``finish_reason`` is ``"stop"`` for end-of-sequence or a stop string, ``"length"`` when
 ``max_tokens`` ran out. ``tokens`` counts generated tokens (without the end-of-sequence token).
 
+Grammars: only the judges' verdict grammars (``Feedback: ... [RESULT] <verdict>``) are honoured,
+by a token-level constraint (``backends/verdict_grammar.py``); any other GBNF grammar is refused.
+
 ``logprobs`` scores each continuation with one forward pass over prompt + continuation (several
 continuations per batch) and sums the log-softmax of the continuation's tokens. Tokenization is
 of the joined text, and a token that straddles the prompt/continuation boundary counts toward
@@ -63,6 +66,7 @@ class _Row:
     top_p: float
     max_tokens: int
     stop: list[str]
+    grammar: Any = None  # a VerdictGrammar (judge verdicts), enforced by _RowGrammar
 
 
 class TransformersOptions(BackendOptions):
@@ -233,12 +237,10 @@ class TransformersBackend(Backend):
         Rows are grouped by ``max_tokens`` and sorted by prompt length (less padding); each
         batch's samples go to ``on_sample`` (in this thread) as soon as the batch is done.
         """
-        if any(r.grammar is not None for r in requests):
-            raise BackendError("The transformers backend does not support grammar-constrained output; use "
-                               "--backend llamacpp, or an OpenAI-compatible server with -o grammar_mode=...")
+        grammars = [self._verdict_grammar(r.grammar) if r.grammar is not None else None for r in requests]
         prompt_ids = [self._encode(self.prompt_text(r)) for r in requests]
         rows = [_Row(r_i, i, int(seed), prompt_ids[r_i], float(req.temperature), float(req.top_p),
-                     int(req.max_tokens), [s for s in req.stop if s])
+                     int(req.max_tokens), [s for s in req.stop if s], grammars[r_i])
                 for r_i, req in enumerate(requests) for i, seed in enumerate(req.seeds)]
         completions: list[list[Completion]] = [[] for _ in requests]
         rows.sort(key=lambda row: (row.max_tokens, len(row.ids), row.req, row.index))
@@ -271,6 +273,9 @@ class TransformersBackend(Backend):
                 mask[b, width - len(row.ids):] = 1
         sampler = _RowSampler(rows, self.device)
         stops = _RowStops(rows, width, set(self.eos_ids), self._decode)
+        processors = [sampler]
+        if any(row.grammar is not None for row in rows):
+            processors.insert(0, _RowGrammar(rows, width, self._constraint))
         # Explicit neutral values: transformers fills unset fields from the model's own
         # generation_config (e.g. a repetition_penalty), which would change what a sample means.
         config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1,
@@ -280,7 +285,7 @@ class TransformersBackend(Backend):
         with torch.inference_mode():
             self.hf_model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                                    generation_config=config,
-                                   logits_processor=LogitsProcessorList([sampler]),
+                                   logits_processor=LogitsProcessorList(processors),
                                    stopping_criteria=StoppingCriteriaList([stops]))
         out = []
         for b, row in enumerate(rows):
@@ -292,6 +297,35 @@ class TransformersBackend(Backend):
             out.append(Completion(text=text, index=row.index, seed=row.seed, tokens=n, finish_reason=reason,
                                   prompt_tokens=len(row.ids)))
         return out
+
+    # ------------------------------------------------------------ judge verdict grammars
+
+    supports_grammar = True  # the judges' verdict grammars only (backends/verdict_grammar.py)
+
+    def _verdict_grammar(self, grammar: str) -> Any:
+        from .verdict_grammar import parse_verdict_grammar
+
+        g = parse_verdict_grammar(grammar)
+        if g is None:
+            raise BackendError("The transformers backend constrains only the judges' verdict grammars "
+                               "('Feedback: ... [RESULT] <verdict>'); for other GBNF grammars use --backend llamacpp, "
+                               "or an OpenAI-compatible server with -o grammar_mode=...")
+        if not self.eos_ids:
+            raise BackendError("The transformers backend needs the model's end-of-sequence token to constrain a verdict.")
+        return g
+
+    def _constraint(self, grammar: Any, max_new: int) -> Any:
+        from .verdict_grammar import VerdictConstraint, bracket_mask
+
+        vocab = int(self.hf_model.get_output_embeddings().weight.shape[0])
+        mask = getattr(self, "_bracket", None)
+        if mask is None or mask.shape[0] != vocab:
+            mask = self._bracket = bracket_mask(self.tokenizer, vocab).to(self.device)
+        try:
+            return VerdictConstraint(grammar, lambda t: self.tokenizer.encode(t, add_special_tokens=False), mask,
+                                     self.eos_ids[0], max_new)
+        except ValueError as e:
+            raise BackendError(f"Cannot constrain a judge verdict with this tokenizer: {e}.") from e
 
     # ------------------------------------------------------------ scoring
 
@@ -409,6 +443,22 @@ class _RowSampler:
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(-1, chosen[:, None], 0.0)
         return out
+
+
+class _RowGrammar:
+    """Logits processor: each row with a judge verdict grammar gets its own ``VerdictConstraint``
+    (backends/verdict_grammar.py), applied before the row's sampler."""
+
+    def __init__(self, rows: list[_Row], prompt_width: int, make: Any):
+        self.width = prompt_width
+        self.constraints = [make(row.grammar, row.max_tokens) if row.grammar is not None else None for row in rows]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        new = input_ids[:, self.width:].tolist()
+        for b, c in enumerate(self.constraints):
+            if c is not None:
+                c.step(new[b], scores[b])
+        return scores
 
 
 class _RowStops:

@@ -287,7 +287,8 @@ def agreement(mode: str, judgments: list[Judgment], items: list[Any], low: int, 
     top1 = sum(1 for j, g in rows if j.value is not None and j.value[0] == g[0])
     lo, hi = wilson_interval(top1, len(rows))
     return {"n": len(rows), "top1_accuracy": round(top1 / len(rows), 4) if rows else None, "ci_low": round(lo, 4),
-            "ci_high": round(hi, 4), "unparsed": sum(1 for j, _ in rows if j.value is None)}
+            "ci_high": round(hi, 4), "unparsed": sum(1 for j, _ in rows if j.value is None or j.how == "forced"),
+            "forced": sum(1 for j, _ in rows if j.how == "forced"), "no_verdict": sum(1 for j, _ in rows if j.value is None)}
 
 
 def run_judge(config: JudgeJobConfig, backend: Backend, store: Store) -> JudgeResult:
@@ -357,20 +358,22 @@ def _run_step_judge(config: JudgeJobConfig, backend: Backend, store: Store, t0: 
     run_id = store.start_run("judge", {**asdict(config), "backend": backend.name, "model": backend.model})
     judge_checks(judge, [problems[r.problem_id] for r in rats], rats)
     store.put_rationales(rats)
-    agree = n_tool = judged = unparsed = 0
+    agree = n_tool = judged = unparsed = forced = 0
     for r in rats:
         for step in r.steps:
             c = next((c for c in reversed(step.checks) if c.kind == "judge" and c.by == judge.name), None)
             if c is None:
                 continue
             judged += 1
-            unparsed += c.verdict is None
+            unparsed += c.verdict is None or (c.detail or {}).get("how") == "forced"
+            forced += (c.detail or {}).get("how") == "forced"
             tool = check_step(step)
             if tool is not None and tool.verdict is not None and c.verdict is not None:
                 n_tool += 1
                 agree += int(tool.verdict == c.verdict)
     lo, hi = wilson_interval(agree, n_tool)
     ag = {"steps": judged, "unparsed": unparsed, "unparsed_rate": round(unparsed / judged, 4) if judged else None,
+          "forced": forced,
           "tool_decided_steps": n_tool, "agreement_with_tool": round(agree / n_tool, 4) if n_tool else None,
           "ci_low": round(lo, 4), "ci_high": round(hi, 4)}
     counts = dict(judge.stats)

@@ -12,7 +12,9 @@
 Pearson/Spearman use ``scipy.stats`` when it is installed, else the same formulas in numpy
 (``method`` in the result says which); the kappa is computed here (a confusion matrix).
 An unparsed verdict is never a number: it is left out of correlations and counts as wrong in
-accuracy.
+accuracy. "unparsed" counts every verdict the judge did not write readably, including those then
+read off the log-probabilities (``forced``, which do count in accuracy and correlations);
+``no_verdict`` those left without any.
 """
 
 from __future__ import annotations
@@ -113,13 +115,14 @@ def absolute_agreement(judgments: Sequence[Judgment], items: Sequence[JudgeItem]
     """Agreement of absolute judgments with the items' gold scores (items without gold skipped)."""
     gold_of = {it.id: it.gold for it in items}
     pairs = [(j, gold_of.get(j.item_id)) for j in judgments if gold_of.get(j.item_id) is not None]
-    parsed = [(float(j.value), float(g)) for j, g in pairs if j.value is not None]
+    parsed = [(float(j.value), float(g)) for j, g in pairs if j.value is not None]  # forced verdicts included
     n = len(pairs)
+    written = sum(1 for j, _ in pairs if j.value is not None and j.how != "forced")
     exact = sum(1 for p, g in parsed if round(p) == round(g))
     lo, hi = wilson_interval(exact, n)
-    out: dict[str, Any] = {"n": n, "parsed": len(parsed), "unparsed": n - len(parsed),
-                           "unparsed_rate": round((n - len(parsed)) / n, 4) if n else None,
-                           "forced": sum(1 for j, _ in pairs if j.how == "forced"),
+    out: dict[str, Any] = {"n": n, "parsed": written, "unparsed": n - written,
+                           "unparsed_rate": round((n - written) / n, 4) if n else None,
+                           "forced": sum(1 for j, _ in pairs if j.how == "forced"), "no_verdict": n - len(parsed),
                            "accuracy": round(exact / n, 4) if n else None, "ci_low": round(lo, 4),
                            "ci_high": round(hi, 4)}
     out.update(correlations([p for p, _ in parsed], [g for _, g in parsed]))

@@ -17,7 +17,10 @@ Each iteration k = 1..K (the paper: 2):
 Baselines on the same held-out items, before any training: the untrained judge (greedy), its
 self-consistency (majority of ``eval_n`` sampled judgments per order) and best-of-N (the sampled
 judgment with the highest mean token log-likelihood under the judge). Verdicts are read with
-the lenient parser and no forced fallback, so the unparsed rate is the judge's own.
+the lenient parser and no forced fallback, so the unparsed rate is the judge's own. By default
+(``grammar``) every judgment is constrained to ``Feedback: ... [RESULT] <verdict>`` (GBNF on
+llama.cpp and servers, ``backends/verdict_grammar.py`` on transformers), so the loop trains
+the verdicts, not the format; ``free_eval`` also evaluates each judge without the constraint.
 
 Every iteration's judgments and pairs are kept in the store (blobs ``judge_train_judgments`` and
 ``judge_train_pairs``), the sampled outputs too (``judge_output``), so a killed run resumes: a
@@ -63,6 +66,12 @@ class JudgeTrainConfig(TrainConfig):
     max_test_items: int = opt(40, "At most this many held-out items.")
     eval_n: int = opt(4, "Samples per order for the self-consistency and best-of-N baselines (0: skip them).")
     generation_batch: int = opt(8, "Rows per generate() call of the judge.")
+    grammar: bool = opt(True, "Constrain every judgment to 'Feedback: ... [RESULT] <verdict>' (GBNF on llama.cpp and "
+                              "servers, a token-level verdict constraint on transformers); --no-grammar leaves the "
+                              "format to the judge (unreadable verdicts are then counted and paired as rejected).")
+    best_of_n: bool = opt(True, "Also evaluate the best-of-N baseline (one scoring pass per sampled judgment).")
+    free_eval: bool = opt(False, "Also evaluate every judge greedily without the grammar: does it write a readable "
+                                 "verdict on its own?")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -114,6 +123,7 @@ class JudgeTrainResult:
     test_items: int
     seconds: float
     key: str
+    free: dict[str, dict[str, Any]] = field(default_factory=dict)  # the same judges without the grammar
 
     def table(self) -> dict[str, dict[str, Any]]:
         """judge name -> held-out metrics, in report order."""
@@ -129,11 +139,14 @@ class JudgeTrainResult:
         return asdict(self)
 
 
-def _judge_config(n: int, temperature: float, max_tokens: int, seed: int, aggregate: str = "majority") -> Any:
+def _judge_config(n: int, temperature: float, max_tokens: int, seed: int, aggregate: str = "majority",
+                  grammar: bool = True) -> Any:
+    """Sampled judgments of the loop: no retries and no forced verdicts, so an unreadable one (only
+    possible without the grammar) is the judge's own and counts as unparsed."""
     from ..verify.judge import JudgeConfig
 
     return JudgeConfig(n=n, temperature=temperature if n > 1 else 0.0, max_tokens=max_tokens, seed=seed,
-                       aggregate=aggregate, grammar=False, retries=0, force=False)
+                       aggregate=aggregate, grammar=grammar, retries=0, force=False)
 
 
 def _make_judge(config: JudgeTrainConfig, backend: Any, store: Any, jcfg: Any) -> Any:
@@ -248,7 +261,7 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
         out = Path(config.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         key = content_hash("judge-train", config.model, config.mode, config.rubric, config.seed, config.n,
-                           config.temperature, config.beta, config.lr, config.epochs, [it.id for it in train],
+                           config.temperature, config.beta, config.lr, config.epochs, config.grammar, [it.id for it in train],
                            [it.id for it in test], length=12)
         tag = lambda k: f"{config.model}@judge-{key}-iter{k}"  # noqa: E731 - the model id judgments are cached under
 
@@ -258,14 +271,18 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
             return TransformersBackend(model=model, tokenizer=tok, model_id=tag(k),
                                        batch_size=config.generation_batch)
 
-        def evaluate(k: int, n: int = 1, aggregate: str = "majority") -> dict[str, Any]:
-            jcfg = _judge_config(n, config.temperature, config.judge_max_tokens, config.seed + 1, aggregate)
-            judge = _make_judge(config, backend_for(k), store, jcfg)
+        def evaluate(k: int, n: int = 1, aggregate: str = "majority", grammar: bool | None = None) -> dict[str, Any]:
+            grammar = config.grammar if grammar is None else grammar
+            jcfg = _judge_config(n, config.temperature, config.judge_max_tokens, config.seed + 1, aggregate, grammar)
+            backend = backend_for(k)
+            judge = _make_judge(config, backend, store, jcfg)
             js = judge.judge(test)
-            store.put_blob(f"judge-train:{key}:eval:iter{k}:n{n}:{aggregate}", "judge_train_eval",
+            free = "" if grammar == config.grammar else (":free" if not grammar else ":grammar")
+            store.put_blob(f"judge-train:{key}:eval:iter{k}:n{n}:{aggregate}{free}", "judge_train_eval",
                            [j.as_dict() for j in js])
             m = _metrics(config, js, test)
-            say(f"held-out, judge of iteration {k}, n={n} {aggregate}: "
+            m["constrained"] = bool(judge.engine.constrained)
+            say(f"held-out, judge of iteration {k}, n={n} {aggregate}{free}: "
                 + ", ".join(f"{name} {m.get(name)}" for name in ("accuracy", "ci_low", "ci_high", "strict_accuracy",
                                                                   "unparsed_rate", "position_bias", "pearson")
                             if name in m))
@@ -274,16 +291,22 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
         say(f"evaluating the untrained judge on {len(test)} held-out items")
         t_it = time.time()
         iterations = [JudgeIteration(0, None, 0, 0, None, evaluate(0), time.time() - t_it)]
+        free_evals: dict[str, dict[str, Any]] = {}
+        if config.free_eval and config.grammar:
+            say("held-out, untrained judge without the grammar")
+            free_evals["untrained"] = evaluate(0, grammar=False)
         baselines: dict[str, dict[str, Any]] = {}
         if config.eval_n > 1:
-            say(f"baselines: self-consistency and best-of-{config.eval_n}")
+            say(f"baselines: self-consistency{' and best-of-' + str(config.eval_n) if config.best_of_n else ''}")
             baselines[f"self-consistency@{config.eval_n}"] = evaluate(0, config.eval_n, "majority")
-            baselines[f"best-of-{config.eval_n}"] = evaluate(0, config.eval_n, "best")
+            if config.best_of_n:
+                baselines[f"best-of-{config.eval_n}"] = evaluate(0, config.eval_n, "best")
         for k in range(1, config.iterations + 1):
             t_it = time.time()
             iter_dir = out / f"iter-{k}"
             say(f"iteration {k}: sampling {config.n} judgments per item on {len(train)} items")
-            jcfg = _judge_config(config.n, config.temperature, config.judge_max_tokens, config.seed + 1000 * k)
+            jcfg = _judge_config(config.n, config.temperature, config.judge_max_tokens, config.seed + 1000 * k,
+                                 grammar=config.grammar)
             judge = _make_judge(config, backend_for(k - 1), store, jcfg)
             js = judge.judge(train)
             rows = judgment_pairs(judge, train, js, per_item=config.per_item, seed=config.seed, iteration=k)
@@ -313,10 +336,13 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
             say(f"iteration {k}: evaluating")
             metrics = evaluate(k)
             metrics["dpo_steps"] = steps
+            if config.free_eval and config.grammar:
+                free_evals[f"iteration {k}"] = evaluate(k, grammar=False)
             iterations.append(JudgeIteration(k, str(iter_dir), len(js), len(rows), loss, metrics, time.time() - t_it,
                                              stats))
         _save(model, tok, out)
-        result = JudgeTrainResult(str(out), iterations, baselines, len(train), len(test), time.time() - t0, key)
+        result = JudgeTrainResult(str(out), iterations, baselines, len(train), len(test), time.time() - t0, key,
+                                  free_evals)
         provenance = {"store": str(store.path), "mode": config.mode, "split": config.split,
                       "train_items": len(train), "test_items": len(test), "rubric": config.rubric,
                       "source_model": config.source_model, "judgments_key": key}
