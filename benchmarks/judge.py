@@ -146,8 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-lock", action="store_true", help="do not take the shared model lock")
     ap.add_argument("--no-grammar", action="store_true",
                     help="leave the verdict format to the judges (the previous setting; verdicts mostly unreadable)")
-    ap.add_argument("--free-eval", action="store_true",
-                    help="also evaluate each trained judge without the grammar (does it write the format itself?)")
+    ap.add_argument("--free-eval", choices=["none", "untrained", "all"], default="untrained",
+                    help="also evaluate the untrained judge (or every judge) greedily without the grammar: does it "
+                         "write a readable verdict itself?")
+    ap.add_argument("--max-chars", type=int, default=0,
+                    help="only pairs whose two rationales have at most this many characters each (0: all); shorter "
+                         "prompts make every judgment and DPO step cheaper on a shared core")
+    ap.add_argument("--epochs", type=float, default=2.0, help="DPO epochs per iteration")
     ap.add_argument("--best-of", action="store_true", help="also the best-of-N baseline (a scoring pass per sample)")
     ap.add_argument("--eval-n", type=int, default=4, help="samples per order of the self-consistency baseline")
     ap.add_argument("--results", default=None, help="write the numbers as JSON here")
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     from rationales.backends import get_backend
     from rationales.data.judge_pairs import absolute_items, reasoning_pairs, split_items
     from rationales.generate import cot_specs, generate
-    from rationales.score.judge import absolute_agreement, mcnemar, pairwise_agreement
+    from rationales.score.judge import absolute_agreement, mcnemar, pair_outcome, pairwise_agreement
     from rationales.store import Store
     from rationales.tasks import reasoning_gym
     from rationales.verify.judge import AbsoluteJudge, JudgeConfig, PairwiseJudge, supports_grammar
@@ -200,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     # 2. items, disjoint by problem
     pairs = reasoning_pairs(store, model=backend.model, method="cot", problem_ids=pids, per_problem=2,
                             seed=args.seed)
+    if args.max_chars:
+        pairs = [it for it in pairs if max(len(it.response_a), len(it.response_b)) <= args.max_chars]
     train, test = split_items(store, pairs, name="judge-bench", test_fraction=0.5, seed=args.seed)
     train, test = train[:args.max_items], test[:args.max_items]
     test_pids = {it.meta["problem_id"] for it in test}
@@ -222,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     tcfg = JudgeTrainConfig(model=args.judge_model, data=args.store, output_dir=os.path.join(out, "trained-judge"),
                             iterations=args.iterations, n=args.n, eval_n=args.eval_n, temperature=0.8,
                             judge_max_tokens=args.judge_max_tokens, lr=args.lr, beta=args.beta, batch_size=2,
-                            grad_accum=2, epochs=2.0, max_length=1024, seed=args.seed, progress=False,
+                            grad_accum=2, epochs=args.epochs, max_length=1024, seed=args.seed, progress=False,
                             logging_steps=5, grammar=not args.no_grammar, best_of_n=args.best_of,
-                            free_eval=args.free_eval)
+                            free_eval=args.free_eval == "all")
     t4 = time.time()
     with model_lock():  # loading / rebuilding the GGUF
         from rationales.train.models import load_base_model
@@ -239,8 +246,22 @@ def main(argv: list[str] | None = None) -> int:
             return dpo(*a, **k)
 
     tj.dpo_train = locked_dpo
+    free_untrained = None
+    if args.free_eval == "untrained" and tcfg.grammar:  # the untrained judge left to write the format itself
+        phase("held-out, untrained judge without the grammar")
+        fj = PairwiseJudge(factory(model, tok, f"{args.judge_model}@untrained-free"), "correctness",
+                           JudgeConfig(max_tokens=args.judge_max_tokens, retries=0, force=False, grammar=False,
+                                       seed=args.seed + 1), store=store)
+        fjs = fj.judge(test)
+        gold = {it.id: it.gold for it in test}
+        free_untrained = pairwise_agreement(fjs, test)
+        free_untrained["outcomes"] = {j.item_id: pair_outcome(j, gold.get(j.item_id)) for j in fjs}
+        free_untrained["constrained"] = bool(fj.engine.constrained)
+        log(f"untrained judge without the grammar: {free_untrained}")
     res = train_judge(tcfg, store=store, train_items=train, test_items=test, model_and_tokenizer=(model, tok),
                       backend_factory=factory, on_progress=phase)
+    if free_untrained is not None:
+        res.free["untrained"] = free_untrained
     _held["phase"] = False
     release()
     t_train = time.time() - t4

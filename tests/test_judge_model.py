@@ -25,3 +25,23 @@ def test_real_absolute_and_pairwise_judgment(small_model):
     assert [x.order for x in p.samples] == ["AB", "BA"]
     assert all(x.value in ("A", "B") for x in p.samples)  # forced where unreadable, never a guess outside A/B
     assert p.consistent in (True, False)
+
+
+def test_real_judgment_on_transformers_is_grammar_constrained():
+    """The trained judge runs on transformers: the verdict grammar is enforced there too, so the
+    untrained SmolLM2 (which on its own writes no '[RESULT]') returns a written, readable verdict."""
+    pytest.importorskip("transformers")
+    import torch
+
+    from rationales.backends.transformers import TransformersBackend
+    from rationales.train.models import load_base_model
+
+    torch.set_num_threads(1)
+    model, tok, _ = load_base_model("smollm2-135m")
+    be = TransformersBackend(model=model, tokenizer=tok, model_id="smollm2-135m-hf", batch_size=4)
+    cfg = JudgeConfig(max_tokens=48, retries=0, force=False)
+    (p,) = PairwiseJudge(be, "correctness", cfg).judge(
+        [PairItem("What is 12 + 7?", "12 + 7 = 19. The answer is 19.", "12 + 7 = 21. The answer is 21.", gold="A")])
+    for s in p.samples:
+        assert s.text.startswith("Feedback:") and s.how == "result" and s.value in ("A", "B"), s.text
+        assert s.tokens <= 48
