@@ -109,6 +109,10 @@ def test_config_and_store_errors(tmp_path, store):
         JudgeTrainConfig(temperature=0.0)
     with pytest.raises(RationalesError, match="no problems with both"):
         train_judge(JudgeTrainConfig(model="tiny", data=str(store.path), output_dir=str(tmp_path / "x")), store=store)
+    missing = tmp_path / "missing.sqlite"
+    with pytest.raises(RationalesError, match="No store at"):
+        train_judge(JudgeTrainConfig(model="tiny", data=str(missing), output_dir=str(tmp_path / "y")))
+    assert not missing.exists()  # not created as an empty store
 
 
 def test_cli_train_judge_bad_input(tmp_path):

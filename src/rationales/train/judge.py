@@ -243,6 +243,9 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
     t0 = time.time()
     say = on_progress or (lambda msg: None)
     own_store = store is None
+    if own_store and not Path(config.data).is_file():
+        raise TrainDataError(f"No store at {config.data}; pass --data with a store of rationales of known correctness "
+                             "(`rationales run TASK -n 4` writes one).")
     store = store if store is not None else Store(config.data)
     try:
         if train_items is None or test_items is None:
