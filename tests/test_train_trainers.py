@@ -161,7 +161,11 @@ def test_bad_input_is_one_line_error(data, tmp_path, capsys):
     (tmp_path / "empty.jsonl").write_text("")
     msg = cli_error(capsys, ["train", "sft", str(tmp_path / "empty.jsonl"), "--model", "tiny",
                              "--output-dir", str(tmp_path / "o1")])
-    assert "empty" in msg or "Cannot read" in msg
+    assert "is empty" in msg and "export --format sft" in msg  # not datasets' bare StopIteration
+    (tmp_path / "blank.jsonl").write_text("\n  \n")
+    msg = cli_error(capsys, ["train", "dpo", str(tmp_path / "blank.jsonl"), "--model", "tiny",
+                             "--output-dir", str(tmp_path / "o1")])
+    assert "is empty" in msg and "export --format dpo" in msg
     # a missing column
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "q", "chosen": "a"}) + "\n")

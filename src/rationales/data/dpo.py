@@ -137,7 +137,7 @@ def dpo_rows(store: Store, f: DataFilter | None = None, *, sources: Iterable[str
     prov["rows"] = len(rows)
     return finish_rows(rows, "DPO pair", prov, provenance,
                        "A pair needs a correct and a wrong rationale of one problem (sample more with `rationales run "
-                       "-n 8`), step-controlled continuations (`data.pairs`), or a GroundedPRM tree (`run --method "
+                       "-n 8`), step-controlled continuations (`rationales train pairs`), or a GroundedPRM tree (`run --method "
                        "grounded`).")
 
 

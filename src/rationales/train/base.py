@@ -268,12 +268,19 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     from datasets import load_dataset
 
     kind = "parquet" if path.suffix.lower() == ".parquet" else "json"
+    if kind == "json" and not _has_content(path):
+        return []  # datasets fails on an empty file with a bare StopIteration; require_columns says "empty"
     try:
         ds = load_dataset(kind, data_files=str(path), split="train")
     except Exception as e:  # noqa: BLE001 - malformed files fail in many ways
         raise TrainDataError(f"Cannot read dataset {path} ({type(e).__name__}: {str(e)[:160]}); write it with "
                              "`rationales export`.") from e
     return ds.to_list()
+
+
+def _has_content(path: Path) -> bool:
+    with path.open("rb") as f:
+        return any(line.strip() for line in f)
 
 
 def require_columns(rows: list[dict[str, Any]], alternatives: list[tuple[str, ...]], fmt: str, source: str) -> tuple[str, ...]:
