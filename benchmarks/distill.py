@@ -43,7 +43,7 @@ LOCK = "/tmp/rationales-model.lock"
 
 @contextmanager
 def model_lock(what: str):
-    if os.environ.get("DISTILL_NO_LOCK"):  # smoke runs on a tiny model made in code
+    if os.environ.get("DISTILL_NO_LOCK"):  # --no-lock sets it  # smoke runs on a tiny model made in code
         yield
         return
     t = time.time()
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--samples", type=int, default=5, help="teacher samples per training problem (QCRD: 5)")
     ap.add_argument("--max-tokens", type=int, default=320)
+    ap.add_argument("--eval-max-tokens", type=int, default=0, help="students' greedy output cap (0: --max-tokens)")
     ap.add_argument("--chunk", type=int, default=8, help="problems per locked teacher batch")
     ap.add_argument("--teacher-only", action="store_true", help="only draw the teacher's samples")
     ap.add_argument("--stored-teacher", action="store_true",
@@ -90,8 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qcrd-iterations", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="a seconds-long check of the student pipeline (2 steps, "
                     "4 test problems, short outputs); use with --student tiny --out elsewhere")
+    ap.add_argument("--train-problems", type=int, default=0,
+                    help="teacher samples only the first K training problems (0: all); sizes the run's cost")
+    ap.add_argument("--results", default="", help="write the final numbers as JSON here")
+    ap.add_argument("--students", default="base,sft,qcrd",
+                    help="students to train and evaluate, comma-separated (base, sft, qcrd); base is always evaluated")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads for llama.cpp (teacher) and torch (training, evaluation); 1 on a shared machine")
+    ap.add_argument("--no-lock", action="store_true", help=f"never take {LOCK} (others' model jobs may then overlap)")
+    ap.add_argument("--teacher-parallel", type=int, default=16, help="sequences decoded together by the teacher")
+    ap.add_argument("--done-file", default="",
+                    help="touch this file, containing the store's path, when the teacher phase is complete")
     args = ap.parse_args(argv)
     t_start = time.time()
+    if args.no_lock:
+        os.environ["DISTILL_NO_LOCK"] = "1"
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     from rationales.backends import get_backend
     from rationales.data.splits import record_split
@@ -106,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     split = record_split(store, [p.id for p in problems], name="distill", test_fraction=args.test_fraction, seed=0)
     train_set, test_set = set(split.train), set(split.test)
     train = [p for p in problems if p.id in train_set]
+    if args.train_problems:
+        train = train[:args.train_problems]
     test = [p for p in problems if p.id in test_set]
     assert not train_set & test_set
     print(f"task reasoning_gym:basic_arithmetic (2-3 terms, 1-2 digits): {len(train)} train / {len(test)} "
@@ -121,18 +141,26 @@ def main(argv: list[str] | None = None) -> int:
         ids_needed = len(chunk) * args.samples
         with model_lock("teacher sampling"):
             if backend is None:
-                backend = get_backend("llamacpp", model=args.teacher, n_ctx=1024, n_threads=2, n_parallel=16)
+                backend = get_backend("llamacpp", model=args.teacher, n_ctx=1024, n_threads=args.threads,
+                                      n_parallel=args.teacher_parallel)
             generate(chunk, backend, store, stats=stats)
+        el = time.time() - t0
         print(f"  teacher: {min(i + args.chunk, len(specs))}/{len(specs)} problems "
-              f"({stats.new} new, {stats.cached} cached samples of {ids_needed} per chunk)", flush=True)
+              f"({stats.new} new, {stats.cached} cached samples of {ids_needed} per chunk; {stats.tokens_new} new "
+              f"tokens in {el:.0f} s = {stats.tokens_new / max(el, 1e-9):.1f} tok/s)", flush=True)
     if backend is not None:
         backend.close()
     teacher_rs = [r for r in store.rationales(model=args.teacher, method="cot") if r.problem_id in train_set]
+    args.teacher_stats = {"rationales": len(teacher_rs), "new_tokens": stats.tokens_new,
+                          "seconds": round(time.time() - t0)}
     covered = {r.problem_id for r in teacher_rs}
     train = [p for p in train if p.id in covered]  # --stored-teacher: only the problems the teacher covered
     t_acc = sum(bool(r.correct) for r in teacher_rs) / max(1, len(teacher_rs))
+    args.teacher_stats.update(problems=len(covered), sample_accuracy=round(t_acc, 4))
     print(f"teacher: {len(teacher_rs)} rationales on {len(train)} training problems, sample accuracy {t_acc:.3f}, "
           f"{stats.tokens_new} new tokens in {time.time() - t0:.0f} s", flush=True)
+    if args.done_file and not args.smoke:
+        Path(args.done_file).write_text(str(Path(args.store).resolve()) + "\n", encoding="utf-8")
     if args.teacher_only:
         return 0
     return run_students(args, store, train, test, t_start)
@@ -186,34 +214,42 @@ def run_students(args, store, train, test, t_start) -> int:
         common.update(max_steps=2)
         test = test[:4]
         args.max_tokens = 24
+    ev_tokens = 24 if args.smoke else (args.eval_max_tokens or args.max_tokens)
     timings = {}
     t0 = time.time()
+    wanted = {x.strip() for x in args.students.split(",") if x.strip()} | {"base"}
+    sft = q = None
     lock = model_lock("training (SFT, then QCRD)")  # one locked batch for both trainings
     lock.__enter__()
-    sft = train_sft(SFTTrainConfig(output_dir=str(out / "sft"), correct_only=True, **common))
-    timings["sft_train_s"] = round(time.time() - t0)
-    print(f"SFT: {sft.examples} rationales, {sft.steps} steps, loss {sft.train_loss:.3f}, "
-          f"{timings['sft_train_s']} s (resumed from {sft.resumed_from})", flush=True)
+    if "sft" in wanted:
+        sft = train_sft(SFTTrainConfig(output_dir=str(out / "sft"), correct_only=True, **common))
+        timings["sft_train_s"] = round(time.time() - t0)
+        print(f"SFT: {sft.examples} rationales, {sft.steps} steps, loss {sft.train_loss:.3f}, "
+              f"{timings['sft_train_s']} s (resumed from {sft.resumed_from})", flush=True)
     t0 = time.time()
     qcfg = dict(output_dir=str(out / "qcrd"), correct_only=False, max_positives=args.samples, max_negatives=3,
                 student_samples=1, student_max_tokens=16 if args.smoke else 160, **{**common, "epochs": args.epochs / args.qcrd_iterations,
                                                               "batch_size": 1, "grad_accum": 4})
     try:
-        q = train_qcrd(QCRDTrainConfig(iterations=args.qcrd_iterations, **qcfg))
+        if "qcrd" in wanted:
+            q = train_qcrd(QCRDTrainConfig(iterations=args.qcrd_iterations, **qcfg))
     finally:
         lock.__exit__(None, None, None)
-    timings["qcrd_train_s"] = round(time.time() - t0)
-    print(f"QCRD: {q.examples} questions, {q.steps} steps over {len(q.metrics['rounds'])} rounds, loss "
-          f"{q.train_loss:.3f}, {timings['qcrd_train_s']} s; rounds: {q.metrics['rounds']}", flush=True)
+    if q is not None:
+        timings["qcrd_train_s"] = round(time.time() - t0)
+        print(f"QCRD: {q.examples} questions, {q.steps} steps over {len(q.metrics['rounds'])} rounds, loss "
+              f"{q.train_loss:.3f}, {timings['qcrd_train_s']} s; rounds: {q.metrics['rounds']}", flush=True)
 
     print(f"evaluating on {len(test)} held-out problems (greedy, --backend transformers):", flush=True)
     with model_lock("evaluating the three students"):  # one locked batch
-        flags = {
-            "base": evaluate("base", base_dir, f"{args.student}-hf", test, store, args.max_tokens),
-            "sft": evaluate("SFT-distilled", str(out / "sft"), _card_id(out / "sft"), test, store, args.max_tokens),
-            "qcrd": evaluate("QCRD-distilled", str(out / "qcrd"), _card_id(out / "qcrd"), test, store,
-                             args.max_tokens),
-        }
+        t_eval = time.time()
+        flags = {"base": evaluate("base", base_dir, f"{args.student}-hf", test, store, ev_tokens)}
+        if sft is not None:
+            flags["sft"] = evaluate("SFT-distilled", str(out / "sft"), _card_id(out / "sft"), test, store, ev_tokens)
+        if q is not None:
+            flags["qcrd"] = evaluate("QCRD-distilled", str(out / "qcrd"), _card_id(out / "qcrd"), test, store,
+                                     ev_tokens)
+        timings["eval_s"] = round(time.time() - t_eval)
     total = time.time() - t_start
     print(f"\nheld-out accuracy (student {args.student}, teacher {args.teacher}, {len(train)} train / "
           f"{len(test)} test problems, disjoint by the recorded split):")
@@ -227,7 +263,28 @@ def run_students(args, store, train, test, t_start) -> int:
             cmp = f"+{w} / -{l}, p={p:.3f}"
         print(f"{name:16s} {acc.value:8.3f} {'[%.3f, %.3f]' % (lo, hi):>16s} {cmp:>36s}")
     print(f"time: {total / 60:.1f} min in total ({timings})")
-    a = {k: accuracy(v).value for k, v in flags.items()}
+    a = {k: accuracy(flags[k]).value if k in flags else float("nan") for k in ("base", "sft", "qcrd")}
+    if args.results:
+        res = {"task": "reasoning_gym:basic_arithmetic (2-3 terms, 1-2 digits)", "teacher": args.teacher,
+               "student": args.student, "train_problems": len(train), "test_problems": len(test),
+               "split": "distill (by problem, recorded in the store)", "teacher_samples_per_problem": args.samples,
+               "teacher_temperature": 0.7, "teacher": {"model": args.teacher, **getattr(args, "teacher_stats", {})},
+               "sft": sft and {"examples": sft.examples, "steps": sft.steps,
+                               "train_loss": round(sft.train_loss, 4)},
+               "qcrd": q and {"questions": q.examples, "steps": q.steps, "iterations": args.qcrd_iterations,
+                              "train_loss": round(q.train_loss, 4)},
+               "epochs": args.epochs, "lr": args.lr, "eval": f"greedy, max {ev_tokens} tokens, held-out only",
+               "threads": args.threads, "timings_s": {**timings, "total": round(total)}, "students": {}}
+        for name, f in flags.items():
+            acc = accuracy(f)
+            row = {"correct": sum(f), "n": len(f), "accuracy": round(acc.value, 4),
+                   "ci95_wilson": [round(acc.ci[0], 4), round(acc.ci[1], 4)]}
+            if name != "base":
+                w, l, p = mcnemar_exact(flags["base"], f)
+                row["mcnemar_vs_base"] = {"wins": w, "losses": l, "p_exact": round(p, 4)}
+            res["students"][name] = row
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     print(f"summary: held-out accuracy base {a['base']:.3f}, SFT {a['sft']:.3f}, QCRD {a['qcrd']:.3f} "
           f"on {len(test)} basic_arithmetic problems ({args.student} student, {args.teacher} teacher)")
     return 0
