@@ -49,10 +49,17 @@ def log(*a: Any) -> None:
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
+NO_LOCK = False
+
+
 @contextmanager
 def model_lock() -> Iterator[float]:
-    """Hold the shared model lock for one batch; yields the seconds spent waiting for it."""
+    """Hold the shared model lock for one batch; yields the seconds spent waiting for it
+    (``--no-lock``: no lock at all, for a one-thread run on its own core)."""
     t0 = time.time()
+    if NO_LOCK:
+        yield 0.0
+        return
     with open(LOCK, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -112,6 +119,10 @@ def phase_samples(backend: Any, store: Any, clock: Clock, train: list[Any], test
     if args.test_first:  # the test set decides the confidence intervals
         order = sorted(order, key=lambda b: b[0].id not in {p.id for p in test})
     train_ids = {p.id for p in train}
+    if args.only:  # one process per side (e.g. test samples on one core, training samples on the other)
+        order = [b for b in order if (b[0].id in train_ids) == (args.only == "train")]
+    if args.reverse:  # a second sampler on the same store starts from the other end
+        order = order[::-1]
     for b, probs in enumerate(order):
         specs = sample_specs(probs, args, args.train_samples if probs[0].id in train_ids else None)
         stats = GenerationStats()
@@ -174,6 +185,11 @@ def phase_labels(backend: Any, store: Any, clock: Clock, train: list[Any], args:
                              max_wrong_per_problem=args.mc_wrong, stats=st)
             dt = time.time() - t0
         store.put_rationales(rs)
+        both = [(s.verdict("mc"), s.verdict("tool")) for r in rs for s in r.steps
+                if s.verdict("mc") is not None and s.verdict("tool") is not None]
+        clock.add("label_noise", 0.0, mc_and_tool=len(both), agree=sum(1 for a, b in both if (a > 0) == (b > 0)),
+                  mc_pos_tool_neg=sum(1 for a, b in both if a > 0 and b < 0),
+                  mc_neg_tool_pos=sum(1 for a, b in both if a < 0 and b > 0))
         clock.add("labels", dt, tokens=st["tokens"], tokens_new=st.get("tokens_new", 0), rollouts=st["rollouts"],
                   steps_labelled=st["steps_labelled"], probes=st["probes"], searched=st["searched"],
                   free_positive=st["free_positive"], free_negative=st["free_negative"],
@@ -271,8 +287,59 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
                 extract_features(cfg, sub, backend, states, cache)
                 t_feat += time.time() - t0
         states.close()
+        # choose l2 by out-of-fold step AUROC over the training problems (5 folds by problem),
+        # keep the out-of-fold rewards so that eval chooses its strategy on training problems too
+        import numpy as np
+
+        from rationales.train.probe import cross_val_rewards
+
+        with np.load(cache, allow_pickle=False) as f:
+            feats = {k: f[k] for k in f.files}
+        from rationales.train.prm import step_metrics
+
+        sample_rows = [i for i in data.train + data.val if data.rows[i].get("label_source") != "built"]
+
+        def on_samples(rw: dict[str, Any], idx: list[int]) -> dict[str, Any]:
+            """Out-of-fold step metrics on the model's own training samples only (not built rows)."""
+            pr, py = [], []
+            for i in idx:
+                row = data.rows[i]
+                for k, lab in enumerate(row["labels"]):
+                    x = rw.get(row["rationale_id"], [])
+                    if lab is not None and k < len(x) and x[k] is not None:
+                        pr.append(x[k])
+                        py.append(bool(lab))
+            return step_metrics(pr, py)
+
+        cv: dict[str, Any] = {}
+        for l2 in (1e-3, 1e-2, 1e-1, 1.0):
+            rw, m = cross_val_rewards(cfg, data, feats, backend.model, folds=5, l2=l2)
+            cv[str(l2)] = {"metrics": on_samples(rw, sample_rows), "all_rows": m, "rewards": rw}
+            log(f"probe[{source}] 5-fold CV on training problems, l2={l2}: {json.dumps(cv[str(l2)]['metrics'])}")
+        best_l2 = max(cv, key=lambda k: (cv[k]["metrics"].get("auroc") or 0.0, -float(k)))
+        # learning curve: out-of-fold AUROC on the samples vs the share of training problems used
+        curve = []
+        pids = sorted({data.rows[i]["problem_id"] for i in sample_rows})
+        built = [i for i in data.train + data.val if i not in set(sample_rows)]
+        for frac in (0.25, 0.5, 0.75, 1.0):
+            keep_p = set(pids[:max(2, int(round(frac * len(pids))))])
+            sub = [i for i in sample_rows if data.rows[i]["problem_id"] in keep_p]
+            for with_built in ((False, True) if built else (False,)):
+                rw, _ = cross_val_rewards(cfg, data, feats, backend.model, folds=5, l2=float(best_l2),
+                                          rows=sub + (built if with_built else []))
+                m = on_samples(rw, sub)
+                curve.append({"problems": len(keep_p), "built_rows": len(built) if with_built else 0,
+                              "labelled_steps": m.get("steps"), "auroc": m.get("auroc")})
+        log(f"probe[{source}] learning curve: {json.dumps(curve)}")
+        store.put_blob(f"bench:cv:{source}", "bench", {"l2": best_l2, "rewards": cv[best_l2]["rewards"],
+                                                     "grid": {k: v["metrics"] for k, v in cv.items()}})
+        cfg = replace(cfg, l2=float(best_l2))
+        data.train, data.val = data.train + data.val, []  # the final head sees every training problem
         res = train_probe(cfg, data=data, backend=backend, cache_path=cache)
         res.metrics["feature_seconds_total"] = round(t_feat, 1)
+        res.metrics["cv"] = {"l2_chosen": float(best_l2), "grid": {k: v["metrics"] for k, v in cv.items()},
+                             "grid_with_built_rows": {k: v["all_rows"] for k, v in cv.items()},
+                             "learning_curve": curve}
         results[source] = res.metrics
         log(f"probe[{source}]: {json.dumps(res.metrics)}")
     return results
@@ -300,6 +367,35 @@ def row(name: str, flags: list[bool], tokens: float) -> dict[str, Any]:
     return d
 
 
+VARIANTS = [f"{s}:{h}:{v}" for s in ("weighted_vote", "best_of_n") for v in ("none", "veto")
+            for h in ("min", "last", "mean", "product")]
+
+
+def variant_flags(probs: list[Any], samples: dict[str, list[Any]], per: dict[str, list[Any]]) -> dict[str, list[bool]]:
+    """Correctness per problem of every PRM selection variant: best-of-n or PRM-weighted vote,
+    step rewards aggregated by min/last/mean/product, with or without the tool check's veto (a
+    step whose arithmetic the tool finds wrong gets reward 0)."""
+    from rationales.select.best_of_n import best_of_n, rationale_score
+    from rationales.select.vote import weighted_vote
+    from rationales.verify.arithmetic import check_step
+
+    out: dict[str, list[bool]] = {k: [] for k in VARIANTS}
+    for p in probs:
+        rs = samples[p.id]
+        veto = [[0.0 if (c := check_step(st)) is not None and c.verdict == -1 else x for st, x in zip(r.steps, rw)]
+                for r, rw in zip(rs, per[p.id])]
+        for k in VARIANTS:
+            strat, how, v = k.split(":")
+            rw = veto if v == "veto" else per[p.id]
+            if strat == "best_of_n":
+                ok = best_of_n(p, rs, rw, how).correct
+            else:
+                sc = {r.id: rationale_score(x, how) for r, x in zip(rs, rw)}
+                ok = weighted_vote(p, rs, lambda r: sc[r.id]).correct
+            out[k].append(bool(ok))
+    return out
+
+
 def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: list[Any],
                args: argparse.Namespace) -> dict[str, Any]:
     from rationales.answers import check_answer
@@ -309,34 +405,32 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
     from rationales.verify.trained_prm import load_prm
 
     res: dict[str, Any] = {}
-    prm_path = Path(args.out) / f"probe-{args.sources.split(',')[0]}"
+    # the label source, the strategy (best-of-n / weighted vote), the aggregate and the tool veto
+    # are chosen on the TRAINING problems from their out-of-fold rewards (5-fold CV by problem in
+    # phase train), never on test
+    tr_all, _, tr_samples = load_samples(store, backend, train, args, n=args.train_samples)
+    choice: dict[str, Any] = {}
+    for source in args.sources.split(","):
+        cvb = store.get_blob(f"bench:cv:{source}") or {}
+        cvr = cvb.get("rewards", {})
+        tr_probs = [p for p in tr_all if all(r.id in cvr for r in tr_samples[p.id])]
+        tr_per = {p.id: [cvr[r.id] for r in tr_samples[p.id]] for p in tr_probs}
+        val_flags = variant_flags(tr_probs, tr_samples, tr_per)
+        val_acc = {k: sum(f) / max(1, len(f)) for k, f in val_flags.items()}
+        choice[source] = {"train_cv_accuracy": val_acc, "train_problems": len(tr_probs), "l2": cvb.get("l2"),
+                          "cv_grid": cvb.get("grid")}
+    val_vote = sum(bool(majority_vote(p, tr_samples[p.id]).correct) for p in tr_all) / max(1, len(tr_all))
+    order = [(src, k) for src in args.sources.split(",") for k in VARIANTS]
+    source, chosen = max(order, key=lambda sk: (choice[sk[0]]["train_cv_accuracy"].get(sk[1], 0.0), -order.index(sk)))
+    best_how = chosen.split(":")[1]
+    res["aggregate"] = {"source": source, "chosen": chosen, "how": best_how, "by_source": choice,
+                        "train_cv_vote": val_vote, "samples_per_problem": args.train_samples}
+    log("choice on training problems (out-of-fold rewards):", json.dumps({"source": source, "chosen": chosen,
+        "acc": choice[source]["train_cv_accuracy"][chosen], "vote": val_vote}))
+    prm_path = Path(args.out) / f"probe-{source}"
+    res["prm"] = str(prm_path)
     with model_lock():
         prm = load_prm(prm_path, backend=backend)
-    # aggregate chosen on the training pool's held-out problems (never on test)
-    tr_probs, _, tr_samples = load_samples(store, backend, train, args, n=args.train_samples)
-    card = prm.card
-    val_ids = set()
-    from rationales.train.prm import _side
-
-    val_ids = {p.id for p in tr_probs if _side(p.id, 0.2, 0) == "val"}
-    best_how, how_acc = "min", {}
-    val = [p for p in tr_probs if p.id in val_ids]
-    if val:
-        with model_lock():
-            t0 = time.time()
-            rw = prm.score([p for p in val for _ in tr_samples[p.id]], [r for p in val for r in tr_samples[p.id]])
-            clock.add("prm_scoring", time.time() - t0, rationales=len(rw))
-        k = 0
-        per = {}
-        for p in val:
-            n = len(tr_samples[p.id])
-            per[p.id] = rw[k:k + n]
-            k += n
-        for how in ("min", "last", "mean", "product"):
-            how_acc[how] = sum(bool(best_of_n(p, tr_samples[p.id], per[p.id], how).correct) for p in val) / len(val)
-        best_how = max(how_acc, key=lambda h: (how_acc[h], h == "min"))
-    res["aggregate"] = {"chosen": best_how, "val_best_of_8_accuracy": how_acc, "val_problems": len(val)}
-    log("aggregate on training-pool validation problems:", json.dumps(res["aggregate"]))
 
     probs, greedy_rs, samples = load_samples(store, backend, test, args)
     log(f"eval on {len(probs)} test problems with all samples")
@@ -352,28 +446,17 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
         for r, rw in zip([r for p in chunk for r in samples[p.id]], got):
             cached[r.id] = rw
         store.put_blob(key, "bench", cached)
-    rewards = [cached[r.id] for p in probs for r in samples[p.id]]
-    per, k = {}, 0
-    for p in probs:
-        n = len(samples[p.id])
-        per[p.id] = rewards[k:k + n]
-        k += n
+        log(f"scored {min(i + args.batch, len(todo))}/{len(todo)} test problems")
+    per = {p.id: [cached[r.id] for r in samples[p.id]] for p in probs}
     greedy_ok = [bool(check_answer(p, greedy_rs[p.id].answer)) for p in probs]
     vote_ok = [bool(majority_vote(p, samples[p.id]).correct) for p in probs]
     oracle_ok = [any(bool(r.correct) for r in samples[p.id]) for p in probs]
-    bon_ok = [bool(best_of_n(p, samples[p.id], per[p.id], best_how).correct) for p in probs]
-    score_of = {r.id: rationale_score(rw, best_how) for p in probs for r, rw in zip(samples[p.id], per[p.id])}
-    wv_ok = [bool(weighted_vote(p, samples[p.id], lambda r: score_of[r.id]).correct) for p in probs]
+    test_flags = variant_flags(probs, samples, per)
+    bon_ok, wv_ok = test_flags[f"best_of_n:{best_how}:none"], test_flags[f"weighted_vote:{best_how}:none"]
+    bon_tv, wv_tv = test_flags[f"best_of_n:{best_how}:veto"], test_flags[f"weighted_vote:{best_how}:veto"]
     tok_g = sum(greedy_rs[p.id].tokens for p in probs) / max(1, len(probs))
     tok_s = sum(r.tokens for p in probs for r in samples[p.id]) / max(1, len(probs))
-    # the same PRM with the tool check's veto: a step whose arithmetic the tool finds wrong gets 0
-    from rationales.verify.arithmetic import check_step
-
-    veto = {p.id: [[0.0 if (c := check_step(st)) is not None and c.verdict == -1 else x
-                    for st, x in zip(r.steps, rw)] for r, rw in zip(samples[p.id], per[p.id])] for p in probs}
-    bon_tv = [bool(best_of_n(p, samples[p.id], veto[p.id], best_how).correct) for p in probs]
-    score_tv = {r.id: rationale_score(rw, best_how) for p in probs for r, rw in zip(samples[p.id], veto[p.id])}
-    wv_tv = [bool(weighted_vote(p, samples[p.id], lambda r: score_tv[r.id]).correct) for p in probs]
+    res["all_variants_test"] = {k: sum(f) / max(1, len(f)) for k, f in test_flags.items()}  # reported, not chosen on
     rows = [row("greedy", greedy_ok, tok_g), row("vote@8", vote_ok, tok_s),
             row(f"best-of-8 (trained PRM, {best_how})", bon_ok, tok_s),
             row(f"PRM-weighted vote@8 ({best_how})", wv_ok, tok_s),
@@ -410,9 +493,14 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
     res["tests"] = {name: {"vs_greedy": mcnemar(greedy_ok, f), "vs_vote@8": mcnemar(vote_ok, f)}
                     for name, f in flags.items() if name not in ("greedy",)}
     g, o = sum(greedy_ok) / max(1, len(probs)), sum(oracle_ok) / max(1, len(probs))
-    best = max(sum(f) for k, f in flags.items() if k not in ("greedy", "vote@8")) / max(1, len(probs))
-    res["gap"] = {"greedy": g, "oracle@8": o, "best_trained_prm": best,
-                  "fraction_closed": (best - g) / (o - g) if o > g else None}
+    best = sum(test_flags[chosen]) / max(1, len(probs))
+    post = max(sum(f) for k, f in flags.items() if k not in ("greedy", "vote@8")) / max(1, len(probs))
+    flags["chosen"] = test_flags[chosen]
+    res["tests"]["chosen"] = {"vs_greedy": mcnemar(greedy_ok, test_flags[chosen]),
+                              "vs_vote@8": mcnemar(vote_ok, test_flags[chosen])}
+    res["gap"] = {"greedy": g, "vote@8": sum(vote_ok) / max(1, len(probs)), "oracle@8": o, "chosen": chosen,
+                  "chosen_accuracy": best, "fraction_closed": (best - g) / (o - g) if o > g else None,
+                  "best_on_test_post_hoc": post, "n_test": len(probs)}
     return res
 
 
@@ -431,7 +519,8 @@ def phase_processbench(backend: Any, store: Any, clock: Clock, train: list[Any],
     train_q = {p.question for p in reasoning_gym.load(TASK, size=POOL, seed=0)[:POOL // 2]}  # the whole training pool
     items = [it for it in build_from_gsm_symbolic(args.pb_items + 20, seed=7) if it.problem not in train_q][:args.pb_items]
     with model_lock():
-        prm = load_prm(Path(args.out) / f"probe-{args.sources.split(',')[0]}", backend=backend)
+        chosen = ((store.get_blob("bench:results") or {}).get("eval") or {}).get("prm")
+        prm = load_prm(chosen or Path(args.out) / f"probe-{args.sources.split(',')[0]}", backend=backend)
         built = {"trained_prm": evaluate_step_detector(items, prm), "tool": evaluate_step_detector(items, "tool")}
     if args.llm_prm:
         with model_lock():
@@ -519,7 +608,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pb-items", type=int, default=60, help="built ProcessBench items")
     ap.add_argument("--llm-prm", type=int, default=20, help="items for the model-as-its-own-PRM baseline (0: skip)")
     ap.add_argument("--own", type=int, default=30, help="test problems whose own rationales are MC-labelled")
+    ap.add_argument("--only", choices=["train", "test"], help="samples: only the training or only the test problems")
+    ap.add_argument("--reverse", action="store_true", help="samples: last batches first")
+    ap.add_argument("--results", help="also write the results as JSON here (e.g. benchmarks/results/trained_prm.json)")
+    ap.add_argument("--no-lock", action="store_true", help="never take the shared model lock (own core, one thread)")
     args = ap.parse_args(argv)
+    global NO_LOCK
+    NO_LOCK = args.no_lock
 
     from rationales.backends.base import get_backend
     from rationales.store import Store
@@ -542,8 +637,10 @@ def main(argv: list[str] | None = None) -> int:
             phase_grounded(backend, store, clock, train, args)
         if "train" in phases:
             results["probe"] = phase_train(backend, store, args)
+            store.put_blob("bench:results", "bench", results)
         if "eval" in phases:
             results["eval"] = phase_eval(backend, store, clock, train, test, args)
+            store.put_blob("bench:results", "bench", results)
         if "processbench" in phases:
             results["processbench"] = phase_processbench(backend, store, clock, train, test, args)
         results["grounded"] = store.get_blob("bench:grounded")
@@ -551,6 +648,11 @@ def main(argv: list[str] | None = None) -> int:
         store.put_blob("bench:results", "bench", results)
         report(results)
     log(f"done in {time.time() - t_start:.0f}s")
+    if args.results:
+        out = {"config": {k: v for k, v in vars(args).items() if k not in ("results",)},
+               "this_invocation_seconds": round(time.time() - t_start, 1), **results}
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(json.dumps(out, indent=1, default=str) + "\n")
     return 0
 
 

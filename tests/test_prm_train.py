@@ -64,6 +64,32 @@ def test_probe_head_separates_hand_made_features():
     assert ((mlp.prob(x) >= 0.5) == (y >= 0.5)).mean() > 0.95
 
 
+def test_cross_val_rewards_score_each_problem_by_a_head_that_never_saw_it():
+    import numpy as np
+
+    from rationales.train.prm import PRMConfig, PRMData
+    from rationales.train.probe import _row_key, cross_val_rewards
+
+    rng = np.random.default_rng(0)
+    cfg = PRMConfig(kind="probe", model="m", data="unused.sqlite", output_dir="unused", lr=0.05)
+    rows, cache = [], {}
+    for i in range(30):  # 30 problems, one rationale of 4 steps each; label = sign of feature 3
+        x = rng.normal(size=(4, 6))
+        labels = [bool(v > 0) for v in x[:, 3]]
+        row = {"prompt": f"q{i}", "completions": [f"s{k} of {i}" for k in range(4)], "labels": labels,
+               "soft_labels": None, "problem_id": f"p{i}", "rationale_id": f"r{i}"}
+        rows.append(row)
+        cache[_row_key(row, cfg.template, "m")] = x.astype(np.float32)
+    data = PRMData(rows=rows, train=list(range(25)), val=list(range(25, 30)), problems={}, provenance={})
+    rewards, metrics = cross_val_rewards(cfg, data, cache, "m", folds=5)
+    assert set(rewards) == {f"r{i}" for i in range(30)} and all(len(v) == 4 for v in rewards.values())
+    assert metrics["steps"] == 120 and metrics["auroc"] > 0.95
+    # a row's reward does not depend on its own label: flipping it leaves the reward unchanged
+    rows[0]["labels"] = [not v for v in rows[0]["labels"]]
+    again, _ = cross_val_rewards(cfg, data, cache, "m", folds=5)
+    assert np.allclose(again["r0"], rewards["r0"])
+
+
 def _store_with_labels(tmp_path) -> str:
     """Rationales whose step labels follow one visible rule: a step is wrong iff it says 'bad'."""
     store = Store(tmp_path / "s.sqlite")

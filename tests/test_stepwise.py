@@ -50,6 +50,20 @@ def test_each_label_source_reads_its_own_checks(problem):
     assert [step_label(s, "human").hard for s in r.steps] == [None, None, False]
 
 
+def test_mc_tool_adds_the_tool_checks_negatives_to_mc_labels(problem):
+    r = make_rationale(problem)
+    s0, s1, s2 = r.steps
+    s0.checks = [Check(kind="tool", by="arith", verdict=1)]  # no MC label: tool-right is a positive
+    s1.checks = [Check(kind="tool", by="arith", verdict=-1)]  # no MC label: tool-wrong is a negative
+    s2.checks = [Check(kind="mc", by="math-shepherd", verdict=-1, score=0.0)]
+    assert [(step_label(s, "mc_tool").hard, step_label(s, "mc_tool").soft) for s in r.steps] == [
+        (True, 1.0), (False, 0.0), (False, 0.0)]
+    # a tool-wrong step is wrong even where a rollout from it reached the gold answer
+    s1.checks.append(Check(kind="mc", by="math-shepherd", verdict=1, score=0.5))
+    assert step_label(s1, "mc_tool").hard is False and step_label(s1, "mc").hard is True
+    assert step_label(Step(index=0, text="prose", span=(0, 5)), "mc_tool").hard is None
+
+
 def test_consensus_keeps_only_agreeing_steps(problem):
     rs = []
     for i, (mc, tool) in enumerate([(1, 1), (1, -1), (-1, -1), (-1, None), (None, 1)]):

@@ -17,6 +17,10 @@ the loss, never cast to True), ``soft`` a float in [0, 1] or None. Sources:
   tool/judge verdict agree; disagreeing steps get no label. ``strict=True`` (the paper) also
   drops steps that have an MC verdict but no tool/judge verdict; ``strict=False`` keeps the MC
   label there (our tool check abstains on prose, so strict filtering keeps few steps).
+* ``mc_tool``: the MC label, with the tool check's negatives added: a step the arithmetic tool
+  found wrong is False whatever its MC label (or lack of one), a step with no MC label but a
+  tool-right verdict is True. With cheap MC labels (a wrong rationale labels only its last
+  step) this is where the mid-rationale negatives come from at no model cost.
 * ``human``: ``Check(kind="human")`` verdicts.
 
 ``filter_counts`` reports how many steps each source labels, and for consensus how many it
@@ -32,7 +36,7 @@ from typing import Any
 from ..errors import RationalesError, UnknownNameError
 from ..records import Check, Rationale, Step
 
-SOURCES = ("tool", "mc", "grounded", "consensus", "human")
+SOURCES = ("tool", "mc", "grounded", "consensus", "human", "mc_tool")
 MC_BY = "math-shepherd"
 GROUNDED_BY = "grounded_mcts"
 
@@ -89,6 +93,16 @@ def step_label(step: Step, source: str = "mc", *, strict: bool = False) -> StepL
         c = _mc(step)
         if c is None:
             return StepLabel(None, None, "no check")
+        soft = _clip01(c.score) if c.score is not None else (1.0 if c.verdict > 0 else 0.0)
+        return StepLabel(c.verdict > 0, soft, "labelled")
+    if source == "mc_tool":
+        c, tool = _mc(step), _latest(step, "tool")
+        if tool is not None and tool.verdict < 0:
+            return StepLabel(False, 0.0, "labelled")
+        if c is None:
+            if tool is None:
+                return StepLabel(None, None, "no check")
+            return StepLabel(True, 1.0, "labelled")
         soft = _clip01(c.score) if c.score is not None else (1.0 if c.verdict > 0 else 0.0)
         return StepLabel(c.verdict > 0, soft, "labelled")
     if source == "grounded":

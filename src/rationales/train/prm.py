@@ -40,7 +40,8 @@ class PRMConfig(TrainConfig):
 
     kind: str = opt("probe", "PRM kind: probe (head on the frozen GGUF model's hidden states; minutes on a CPU), "
                              "discriminative (LM + per-step head, transformers), generative (GroundedPRM format, SFT).")
-    label_source: str = opt("mc", "Step labels: tool | mc (Math-Shepherd) | grounded (GroundedPRM trees) | consensus "
+    label_source: str = opt("mc", "Step labels: tool | mc (Math-Shepherd) | mc_tool (mc plus tool-wrong steps) | "
+                                  "grounded (GroundedPRM trees) | consensus "
                                   "(MC and tool/judge agree, Qwen2.5-Math-PRM) | human.")
     soft: bool = opt(False, "Train on soft labels (MC fraction, (Q+1)/2) instead of hard ones.")
     strict: bool = opt(False, "Consensus: also drop steps that have an MC verdict but no tool/judge verdict.")
