@@ -90,7 +90,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path):
             self.seen.append(state.global_step)
 
     cfg = SFTTrainConfig(model="tiny", data=str(data), output_dir=str(tmp_path / "out"), max_steps=5, save_steps=2,
-                         batch_size=1, progress=False, eval_max=0)
+                         batch_size=1, progress=False, eval_max=0, logging_steps=1)
     with pytest.raises(KeyboardInterrupt):
         train_sft(cfg, callbacks=[Kill()])
     assert (tmp_path / "out" / "checkpoint-2").is_dir() and not (tmp_path / "out" / "checkpoint-4").exists()
@@ -98,6 +98,12 @@ def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path):
     res = train_sft(cfg, callbacks=[steps])
     assert res.resumed_from.endswith("checkpoint-2")
     assert steps.seen == [3, 4, 5] and res.steps == 5  # the step count continues, nothing is redone
+    # the run's loss is the mean over all 5 logged steps, not transformers' post-resume average
+    logged = json.loads((tmp_path / "out" / "checkpoint-5" / "trainer_state.json").read_text())["log_history"]
+    losses = [h["loss"] for h in logged if "loss" in h]
+    assert len(losses) == 5 and res.train_loss == pytest.approx(sum(losses) / 5)
+    again = train_sft(cfg)  # rerun of a finished run: the loss is still the run's mean (was 0.0)
+    assert again.train_loss > 0.1
 
 
 def test_dpo_cli_end_to_end_all_pair_sources(data, tmp_path, capsys):

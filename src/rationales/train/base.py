@@ -307,7 +307,7 @@ def train_and_save(trainer: Any, cfg: TrainConfig, method: str, tokenizer: Any, 
     quiet(trainer, cfg)
     ckpt = last_checkpoint(cfg.output_dir) if cfg.resume else None
     out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    metrics: dict[str, Any] = {"train_loss": float(out.training_loss) if out.training_loss is not None else None,
+    metrics: dict[str, Any] = {"train_loss": run_loss(trainer, out, resumed=ckpt is not None),
                                "global_step": int(trainer.state.global_step), "examples": examples,
                                "train_seconds": round(time.time() - t0, 2)}
     if evaluate:
@@ -320,6 +320,17 @@ def train_and_save(trainer: Any, cfg: TrainConfig, method: str, tokenizer: Any, 
     return TrainResult(output_dir=str(cfg.output_dir), method=method, steps=int(trainer.state.global_step),
                        resumed_from=str(ckpt) if ckpt else None, train_loss=metrics["train_loss"], metrics=metrics,
                        examples=examples, seconds=round(time.time() - t0, 2))
+
+
+def run_loss(trainer: Any, out: Any, *, resumed: bool) -> float | None:
+    """The whole run's mean training loss. After a resume, transformers' ``training_loss`` averages
+    only the steps run since the checkpoint over all steps (0.0 when the run was already finished),
+    so the mean of the logged losses (kept in the checkpoint's state) is used instead."""
+    if resumed:
+        losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+        if losses:
+            return sum(losses) / len(losses)
+    return float(out.training_loss) if out.training_loss is not None else None
 
 
 def quiet(trainer: Any, cfg: TrainConfig) -> None:
