@@ -25,7 +25,13 @@ batch of 16 problems and once per phase of the judge loop (an evaluation, a roun
 judgments, a DPO pass), so it can run next to other work: ``nohup python benchmarks/judge.py &``.
 The last line is the headline.
 
-Measured 2026-12-02 (2 shared cores): see the README's judges section for the numbers and time.
+Steps 3 and 4 run in the order 4, 3 (the self-rationalization loop first, so it finishes within a
+time box; ``--skip-default-judge`` skips step 3). Judgments are grammar-constrained on every
+backend (transformers: backends/verdict_grammar.py); ``--free-eval untrained`` also evaluates the
+untrained judge without the constraint. ``--threads`` (default 1) sets torch and llama.cpp threads.
+
+Measured 2026-12-02 (one thread, shared core, 45 min): README's judges section and
+benchmarks/results/judge.json.
 """
 
 from __future__ import annotations
@@ -152,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-chars", type=int, default=0,
                     help="only pairs whose two rationales have at most this many characters each (0: all); shorter "
                          "prompts make every judgment and DPO step cheaper on a shared core")
+    ap.add_argument("--no-sample", action="store_true",
+                    help="use only the rationales already in the store (a sampling run cut short)")
     ap.add_argument("--epochs", type=float, default=2.0, help="DPO epochs per iteration")
     ap.add_argument("--best-of", action="store_true", help="also the best-of-N baseline (a scoring pass per sample)")
     ap.add_argument("--eval-n", type=int, default=4, help="samples per order of the self-consistency baseline")
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                      chunk=8)
     specs = cot_specs(problems, n=args.samples, temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
     log(f"sampling {args.samples} rationales x {len(problems)} problems with {args.model}")
-    for i in range(0, len(specs), 16):  # a batch of 16 problems per lock
+    for i in range(0, 0 if args.no_sample else len(specs), 16):  # a batch of 16 problems per lock
         with model_lock():
             generate(specs[i:i + 16], backend._b, store)
     pids = {p.id for p in problems}
