@@ -290,3 +290,61 @@ def test_config_base_validates_subclass_fields_on_construction():
     assert Job(k=5).k == 5
     with pytest.raises(ConfigError, match="--k must be at most 5"):
         Job(k=6)
+
+
+#: `judge` flags that choose the backend and the files, not the judging (they never reach a config)
+JUDGE_PLUMBING = {"backend", "model", "base_url", "backend_opt", "store", "out", "json_out"}
+
+
+def _judge_fields():
+    from rationales.jobs.judge import JudgeJobConfig
+    from rationales.verify.judge import JudgeConfig
+
+    job = {f.name for f in dataclasses.fields(JudgeJobConfig)} - {"judge"}
+    return JudgeJobConfig, JudgeConfig, job, {f.name for f in dataclasses.fields(JudgeConfig)}
+
+
+def test_every_judge_flag_fills_a_judge_config_field_with_the_same_default():
+    from rationales.cli.judge import judge_cmd
+
+    job_cls, judge_cls, job, judge = _judge_fields()
+    for p in inspect.signature(judge_cmd).parameters.values():
+        if p.name in JUDGE_PLUMBING:
+            continue
+        cls = job_cls if p.name in job else judge_cls if p.name in judge else None
+        assert cls is not None, f"`judge` shows --{p.name} but neither JudgeJobConfig nor JudgeConfig has it"
+        default = getattr(p.default, "default", p.default)
+        assert default == field_default(cls, p.name), f"`judge --{p.name}` default differs from {cls.__name__}"
+
+
+def test_judge_passes_every_flag_into_its_configs(monkeypatch, tmp_path):
+    import rationales.jobs.judge as jobs_judge
+    from rationales.cli.judge import judge_cmd
+
+    job_cls, _, job, judge = _judge_fields()
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    class Capture(job_cls):
+        def __post_init__(self):
+            super().__post_init__()
+            seen["cfg"] = self
+            raise Stop
+
+    monkeypatch.setattr(jobs_judge, "JudgeJobConfig", Capture)
+    values = dict(file=None, mode="ranking", rubric="reasoning", low=1, high=7, run="r1", method="cot",
+                  source_model="m", task="t", reference=True, per_problem=2, rank_k=4, limit=9, n=3,
+                  temperature=0.4, aggregate="best", max_tokens=99, grammar=False, retries=2, force=False,
+                  seed=5, backend="fake", model="m.json", base_url="http://x", backend_opt=["delay=0"],
+                  store=str(tmp_path / "s.sqlite"), out=str(tmp_path / "o"), json_out=True)
+    assert set(values) == set(inspect.signature(judge_cmd).parameters)
+    with pytest.raises(Stop):
+        judge_cmd(**values)
+    cfg = seen["cfg"]
+    for name, value in values.items():
+        if name in JUDGE_PLUMBING:
+            continue
+        got = getattr(cfg, name) if name in job else getattr(cfg.judge, name)
+        assert got == value, name

@@ -32,6 +32,7 @@ def judge_cmd(
     reference: bool = typer.Option(False, "--reference/--no-reference",
                                    help="Store: show the gold answer to the judge as the reference answer."),
     per_problem: int = typer.Option(1, "--per-problem", help="Pairwise over the store: pairs per problem."),
+    rank_k: int = typer.Option(3, "--rank-k", help="Ranking over the store: responses ranked per problem (2-5)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Judge at most this many items."),
     n: int = typer.Option(1, "--n", help="Judgments sampled per item (and per order); >1 needs --temperature > 0."),
     temperature: float = typer.Option(0.0, "--temperature", help="Judge sampling temperature."),
@@ -63,7 +64,7 @@ def judge_cmd(
                        grammar=grammar, retries=retries, force=force)
     cfg = JudgeJobConfig(mode=mode, file=file, run=run, method=method, source_model=source_model, task=task,
                          rubric=rubric, low=low, high=high, reference=reference, limit=limit,
-                         per_problem=per_problem, seed=seed, judge=jcfg)  # bad options fail before a model loads
+                         per_problem=per_problem, rank_k=rank_k, seed=seed, judge=jcfg)  # bad options fail before a model loads
     if file:
         from ..jobs.judge import read_jsonl
 
