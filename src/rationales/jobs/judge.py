@@ -393,16 +393,12 @@ def judge_rewards(problems: list[Any], samples: list[list[Any]], judge: Absolute
     samples (``Score(kind="judge", by=judge)``, with the judge's rationale and tokens) and
     stored, so a sample is judged once per judge."""
     from ..score.judge import judge_scores
+    from .scoring import unscored
 
     def scored(r: Any) -> bool:
         return any(s.kind == "judge" and s.by == judge.name and "tokens" in s.detail for s in r.scores)
 
-    todo_p, todo_r = [], []
-    for p, rs in zip(problems, samples):
-        for r in rs:
-            if not scored(r):
-                todo_p.append(p)
-                todo_r.append(r)
+    todo_p, todo_r = unscored(problems, samples, scored)
     if todo_r:
         js = judge_scores(judge, todo_p, todo_r)
         for r, j in zip(todo_r, js):

@@ -23,6 +23,19 @@ def make_scorer(kind: str, backend: Backend, rel_tol: float = 1e-6) -> Any:
     return make_step_scorer(key, CountingBackend(backend) if key == "genprm" else backend, rel_tol=rel_tol)
 
 
+def unscored(problems: Sequence[Problem], samples: Sequence[Sequence[Rationale]], scored: Any
+             ) -> tuple[list[Problem], list[Rationale]]:
+    """The samples that ``scored`` says still need scoring, each with its problem (flattened), so a
+    scorer or judge runs once over all of them and a stored score is never recomputed."""
+    todo_p, todo_r = [], []
+    for p, rs in zip(problems, samples):
+        for r in rs:
+            if not scored(r):
+                todo_p.append(p)
+                todo_r.append(r)
+    return todo_p, todo_r
+
+
 def prm_rewards(problems: Sequence[Problem], samples: Sequence[Sequence[Rationale]], scorer: Any,
                 store: Store) -> tuple[dict[str, list[float | None]], dict[str, int]]:
     """Step rewards of every sample (rationale id -> rewards) and the scorer tokens charged to
@@ -36,12 +49,7 @@ def prm_rewards(problems: Sequence[Problem], samples: Sequence[Sequence[Rational
     def scored(r: Rationale) -> bool:
         return any(s.kind == "prm_cost" and s.by == by for s in r.scores)
 
-    todo_p, todo_r = [], []
-    for p, rs in zip(problems, samples):
-        for r in rs:
-            if not scored(r):
-                todo_p.append(p)
-                todo_r.append(r)
+    todo_p, todo_r = unscored(problems, samples, scored)
     if todo_r:
         before = scorer_tokens(scorer)
         prm_checks(scorer, todo_p, todo_r)
