@@ -435,8 +435,15 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
     probs, greedy_rs, samples = load_samples(store, backend, test, args)
     log(f"eval on {len(probs)} test problems with all samples")
     key = f"bench:rewards:{prm.name}"
-    cached = store.get_blob(key) or {}
+    cached: dict[str, Any] = {}
+    for k in [key] + [f"{key}:part{j}" for j in range(8)]:  # parts scored by parallel processes
+        cached.update(store.get_blob(k) or {})
     todo = [p for p in probs if any(r.id not in cached for r in samples[p.id])]
+    if args.score_part:  # e.g. "3/4": every 4th problem from the 4th; the rewards go to their own blob
+        parts, of = args.score_part.split("/")
+        mine = {int(x) for x in parts.split(",")}
+        todo = [p for j, p in enumerate(probs) if j % int(of) in mine and p in todo]
+        key = f"{key}:part{min(mine)}"
     for i in range(0, len(todo), args.batch):  # scored in locked batches, kept in the store
         chunk = todo[i:i + args.batch]
         with model_lock():
@@ -447,6 +454,8 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
             cached[r.id] = rw
         store.put_blob(key, "bench", cached)
         log(f"scored {min(i + args.batch, len(todo))}/{len(todo)} test problems")
+    if args.score_only:
+        return {"scored": len(todo)}
     per = {p.id: [cached[r.id] for r in samples[p.id]] for p in probs}
     greedy_ok = [bool(check_answer(p, greedy_rs[p.id].answer)) for p in probs]
     vote_ok = [bool(majority_vote(p, samples[p.id]).correct) for p in probs]
@@ -609,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llm-prm", type=int, default=20, help="items for the model-as-its-own-PRM baseline (0: skip)")
     ap.add_argument("--own", type=int, default=30, help="test problems whose own rationales are MC-labelled")
     ap.add_argument("--only", choices=["train", "test"], help="samples: only the training or only the test problems")
+    ap.add_argument("--score-part", help="eval: score only these test problems, e.g. 3/4 or 0,1,2/4 (parallel scorers)")
+    ap.add_argument("--score-only", action="store_true", help="eval: stop after scoring the test rationales")
     ap.add_argument("--reverse", action="store_true", help="samples: last batches first")
     ap.add_argument("--results", help="also write the results as JSON here (e.g. benchmarks/results/trained_prm.json)")
     ap.add_argument("--no-lock", action="store_true", help="never take the shared model lock (own core, one thread)")
@@ -639,12 +650,24 @@ def main(argv: list[str] | None = None) -> int:
             results["probe"] = phase_train(backend, store, args)
             store.put_blob("bench:results", "bench", results)
         if "eval" in phases:
-            results["eval"] = phase_eval(backend, store, clock, train, test, args)
+            ev = phase_eval(backend, store, clock, train, test, args)
+            if args.score_only:
+                log(f"scored: {ev}")
+                return 0
+            results["eval"] = ev
             store.put_blob("bench:results", "bench", results)
         if "processbench" in phases:
             results["processbench"] = phase_processbench(backend, store, clock, train, test, args)
+            store.put_blob("bench:processbench", "bench", results["processbench"])
         results["grounded"] = store.get_blob("bench:grounded")
-        results["clock"] = clock.data
+        # phases may run in separate processes (e.g. ProcessBench on the other core): merge
+        computed = {k for k, ph in (("labels", "labels"), ("probe", "train"), ("eval", "eval"),
+                                     ("processbench", "processbench")) if ph in phases}
+        for k, v in (store.get_blob("bench:results") or {}).items():
+            if k not in computed:
+                results[k] = v
+        results["processbench"] = results.get("processbench") or store.get_blob("bench:processbench")
+        results["clock"] = Clock(store).data
         store.put_blob("bench:results", "bench", results)
         report(results)
     log(f"done in {time.time() - t_start:.0f}s")
