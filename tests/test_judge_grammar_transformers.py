@@ -91,3 +91,25 @@ def test_judges_on_transformers_are_constrained_and_always_readable(tiny_backend
     free = PairwiseJudge(tiny_backend, "correctness", JudgeConfig(max_tokens=24, retries=0, force=False,
                                                                   grammar=False)).judge(items[:1])
     assert free[0].value is None and free[0].how == "unparsed"
+
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rationales.verify.judge import gbnf  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6), st.booleans())
+@example(["A | B", 'say "4"', "a\\b\nc"], False)
+def test_any_verdict_grammar_the_judges_write_parses_back_to_its_options(options, verdict_only):
+    """Options with quotes, backslashes, newlines or ' | ' in them round-trip exactly."""
+    g = parse_verdict_grammar(gbnf(options, verdict_only))
+    assert g is not None and g.options == tuple(options) and g.verdict_only == verdict_only
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_parse_verdict_grammar_never_raises_on_arbitrary_text(text):
+    g = parse_verdict_grammar(text)
+    assert g is None or (g.options and all(isinstance(o, str) and o for o in g.options))

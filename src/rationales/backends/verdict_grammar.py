@@ -37,6 +37,8 @@ _FULL = re.compile(r'\Aroot ::= "Feedback: " feedback "\[RESULT\] " verdict\n'
                    r'verdict ::= (?P<alts>.+)\n?\Z')
 _ONLY = re.compile(r'\Aroot ::= " "\? verdict\nverdict ::= (?P<alts>.+)\n?\Z')
 _ALT = re.compile(r'"(?:[^"\\]|\\.)*"')
+#: the alternatives as a whole: quoted strings joined by " | " (a " | " inside quotes is an option's text)
+_ALTS = re.compile(rf'\A{_ALT.pattern}(?: \| {_ALT.pattern})*\Z')
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,10 @@ def parse_verdict_grammar(grammar: str) -> VerdictGrammar | None:
         m = pat.match(grammar)
         if not m:
             continue
-        alts = [a.strip() for a in m.group("alts").split(" | ")]
-        if not alts or not all(_ALT.fullmatch(a) for a in alts):
+        text = m.group("alts").strip()
+        if not _ALTS.fullmatch(text):
             return None
+        alts = _ALT.findall(text)
         try:
             options = tuple(json.loads(a) for a in alts)
         except json.JSONDecodeError:
