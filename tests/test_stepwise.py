@@ -48,6 +48,9 @@ def test_each_label_source_reads_its_own_checks(problem):
     assert [(step_label(s, "grounded").hard, step_label(s, "grounded").soft) for s in r.steps] == [
         (None, None), (False, 0.0), (False, 0.25)]
     assert [step_label(s, "human").hard for s in r.steps] == [None, None, False]
+    # a neutral human rating (PRM800K's 0) is no label, never a wrong step
+    s0.checks.append(Check(kind="human", verdict=0))
+    assert (step_label(s0, "human").hard, step_label(s0, "human").why) == (None, "neutral")
 
 
 def test_mc_tool_adds_the_tool_checks_negatives_to_mc_labels(problem):

@@ -21,7 +21,7 @@ the loss, never cast to True), ``soft`` a float in [0, 1] or None. Sources:
   found wrong is False whatever its MC label (or lack of one), a step with no MC label but a
   tool-right verdict is True. With cheap MC labels (a wrong rationale labels only its last
   step) this is where the mid-rationale negatives come from at no model cost.
-* ``human``: ``Check(kind="human")`` verdicts.
+* ``human``: ``Check(kind="human")`` verdicts (+1 right, -1 wrong; PRM800K's neutral 0 is no label).
 
 ``filter_counts`` reports how many steps each source labels, and for consensus how many it
 kept, dropped for disagreement and dropped for a missing second verdict.
@@ -49,7 +49,7 @@ class LabelError(RationalesError):
 class StepLabel:
     hard: bool | None
     soft: float | None
-    why: str = ""  # "labelled", "no check", "disagree", "missing second verdict"
+    why: str = ""  # "labelled", "no check", "neutral", "disagree", "missing second verdict"
 
 
 def _latest(step: Step, kind: str, by: str | None = None, not_by: Iterable[str] = ()) -> Check | None:
@@ -87,6 +87,8 @@ def step_label(step: Step, source: str = "mc", *, strict: bool = False) -> StepL
         c = _latest(step, source)
         if c is None:
             return StepLabel(None, None, "no check")
+        if c.verdict == 0:  # PRM800K's neutral rating (or a tool that could not tell): no label
+            return StepLabel(None, None, "neutral")
         ok = c.verdict > 0
         return StepLabel(ok, 1.0 if ok else 0.0, "labelled")
     if source == "mc":
