@@ -187,3 +187,33 @@ def test_writes_clean_surrogates_and_refuse_rows_that_would_not_read_back(tmp_pa
     with pytest.raises(StoreError, match="would not read back"):
         s.put_rationale(inf)
     assert s.get_rationale("r2") is None and len(s.rationales()) == 1
+
+
+def test_a_job_writing_back_a_stale_copy_keeps_labels_made_meanwhile_in_the_review_app(tmp_path):
+    """verify/patch read a rationale, work on it, then write it back; a person who labelled a
+    step in between (review app, another process) must not lose that label."""
+    from rationales.review.labels import apply_labels
+    from rationales.steps import segment
+    from rationales.verify.arithmetic import check_rationale
+
+    s = Store(tmp_path / "x.sqlite")
+    p = Problem.make("What is 2 + 3, times 4?", 20)
+    s.put_problems([p])
+    text = "2 + 3 = 5.\n5 * 4 = 21.\nThe answer is 21."
+    s.put_rationale(Rationale(id="r1", problem_id=p.id, prompt_id="pr", model="m", text=text, steps=segment(text, "lines")))
+    stale = s.get_rationale("r1")  # the job's copy, read before the person labels
+    apply_labels(s, "r1", "ann", {1: -1})
+    apply_labels(Store(tmp_path / "x.sqlite"), "r1", "bob", {0: 1})  # a second connection, as a browser tab would be
+    check_rationale(stale)  # the job's own work: tool checks on every step
+    s.put_rationales([stale])
+    back = s.get_rationale("r1")
+    humans = {(st.index, c.by, c.verdict) for st in back.steps for c in st.checks if c.kind == "human"}
+    assert humans == {(1, "ann", -1), (0, "bob", 1)}
+    assert [st.verdict("tool") for st in back.steps][:2] == [1, -1]  # the job's checks landed too
+    rows = s.conn.execute("SELECT step_index, by FROM checks WHERE kind='human' ORDER BY by").fetchall()
+    assert rows == [(1, "ann"), (0, "bob")]
+    # clearing in the review app really clears: a later stale write-back does not bring it back
+    apply_labels(s, "r1", "ann", {1: None})
+    s.put_rationales([stale])
+    back = s.get_rationale("r1")
+    assert {(st.index, c.by) for st in back.steps for c in st.checks if c.kind == "human"} == {(0, "bob")}

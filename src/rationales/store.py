@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .errors import RationalesError
-from .records import Problem, Rationale, content_hash
+from .records import Check, Problem, Rationale, content_hash
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -244,8 +244,16 @@ class Store:
                 clean.sample_index, clean.answer, None if clean.correct is None else int(clean.correct),
                 clean.outcome, clean.tokens, clean.parent_id, time.time(), blob), clean
 
-    def _write_rationale(self, c: sqlite3.Connection, r: Rationale) -> None:
+    def _write_rationale(self, c: sqlite3.Connection, r: Rationale, *, keep_human: bool = True) -> None:
+        """Write one rationale inside the caller's transaction. ``keep_human``: human step
+        labels already stored for it (``Check(kind="human")``) that the record does not carry
+        are kept, so a job that read the rationale before someone labelled it in the review
+        app (``verify``, ``patch`` ...) never erases that label when it writes back. The review
+        app itself, which reads inside the same transaction, passes ``keep_human=False``."""
         row, r = self._rationale_row(r)
+        if keep_human:
+            r = self._with_stored_human_labels(c, r)
+            row = self._rationale_row(r)[0]
         c.execute("INSERT OR REPLACE INTO rationales VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
         c.execute("DELETE FROM checks WHERE rationale_id=?", (r.id,))
         c.executemany(
@@ -255,6 +263,28 @@ class Store:
         c.execute("DELETE FROM scores WHERE rationale_id=?", (r.id,))
         c.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?)",
                       [(r.id, s.kind, s.by, s.value, _json_text(s.detail)) for s in r.scores])
+
+    @staticmethod
+    def _with_stored_human_labels(c: sqlite3.Connection, r: Rationale) -> Rationale:
+        stored = c.execute("SELECT step_index, by, verdict, score, detail FROM checks "
+                           "WHERE rationale_id=? AND kind='human'", (r.id,)).fetchall()
+        if not stored:
+            return r
+        have = {(s.index, ch.by) for s in r.steps for ch in s.checks if ch.kind == "human"}
+        by_index = {s.index: s for s in r.steps}
+        extra = [x for x in stored if (x[0], x[1]) not in have and x[0] in by_index]
+        if not extra:
+            return r
+        r = r.model_copy(deep=True)
+        by_index = {s.index: s for s in r.steps}
+        for idx, by, verdict, score, detail in extra:
+            try:
+                d = json.loads(detail) if detail else {}
+            except ValueError:
+                d = {}
+            by_index[idx].checks.append(Check(kind="human", by=by, verdict=verdict, score=score,
+                                              detail=d if isinstance(d, dict) else {}))
+        return r
 
     def put_rationale(self, r: Rationale) -> None:
         """Commit one rationale (with its steps, checks and scores) in its own transaction."""

@@ -86,7 +86,7 @@ def apply_labels(store: Store, rid: str, user: str, changes: Mapping[int, int | 
             step.checks = [ch for ch in step.checks if not (ch.kind == HUMAN and ch.by == user)]
             if v is not None:
                 step.checks.append(Check(kind=HUMAN, verdict=int(v), by=user, detail={"at": at}))
-        store._write_rationale(c, r)  # the store's own record writer, inside this transaction
+        store._write_rationale(c, r, keep_human=False)  # the store's own writer, in this transaction
     return before, _current(r, user)
 
 
