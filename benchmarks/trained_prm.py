@@ -76,6 +76,8 @@ class Clock:
         self.data = store.get_blob("bench:clock") or {}
 
     def add(self, phase: str, seconds: float, **counts: int) -> None:
+        # re-read first: phases in other processes (the other core) add to the same blob
+        self.data = self.store.get_blob("bench:clock") or {}
         d = self.data.setdefault(phase, {"seconds": 0.0})
         d["seconds"] += seconds
         for k, v in counts.items():
@@ -396,6 +398,72 @@ def variant_flags(probs: list[Any], samples: dict[str, list[Any]], per: dict[str
     return out
 
 
+def test_key(backend: Any, p: Any, r: Any) -> str:
+    from rationales.data.stepwise import problem_prompt
+    from rationales.train.probe import _row_key
+    from rationales.verify.trained_prm import rationale_pieces
+
+    return _row_key({"prompt": problem_prompt(p), "completions": rationale_pieces(r)}, "cot", backend.model)
+
+
+def load_test_features(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for f in sorted(Path(args.out).glob("test_features*.npz")):
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                out.update({k: z[k] for k in z.files})
+        except (OSError, ValueError):
+            log(f"unreadable feature file {f} skipped")
+    return out
+
+
+def head_rewards(head: Any, x: Any) -> list[float | None]:
+    import numpy as np
+
+    if x is None:
+        return []
+    ok = ~np.isnan(x).any(axis=1)
+    probs = head.prob(np.nan_to_num(x)) if len(x) else []
+    return [float(probs[k]) if ok[k] else None for k in range(len(x))]
+
+
+def test_features(backend: Any, store: Any, clock: Clock, test: list[Any], args: argparse.Namespace) -> int:
+    """Hidden states at the step ends of the test rationales (one forward pass each, prompts
+    shared in the KV cache), cached in OUT/test_features[.partK].npz: any head trained later
+    scores them without another pass. ``--score-part K/N``: every N-th problem from the K-th,
+    into its own file (parallel processes)."""
+    from rationales.data.stepwise import problem_prompt
+    from rationales.train.prm import PRMConfig, PRMData
+    from rationales.train.probe import extract_features
+    from rationales.verify.trained_prm import StepStates, rationale_pieces
+
+    probs, _, samples = load_samples(store, backend, test, args)
+    name = "test_features.npz"
+    if args.score_part:
+        parts, of = args.score_part.split("/")
+        mine = {int(x) for x in parts.split(",")}
+        probs = [p for j, p in enumerate(probs) if j % int(of) in mine]
+        name = f"test_features.part{min(mine)}.npz"
+    have = load_test_features(args)
+    todo = [p for p in probs if any(test_key(backend, p, r) not in have for r in samples[p.id])]
+    cfg = PRMConfig(kind="probe", model=args.model, data=args.store, output_dir=args.out, progress=False, n_ctx=2048)
+    states = StepStates(backend, n_ctx=2048)
+    for i in range(0, len(todo), args.batch):
+        chunk = todo[i:i + args.batch]
+        rows = [{"prompt": problem_prompt(p), "completions": rationale_pieces(r), "problem_id": p.id, "rationale_id": r.id}
+                for p in chunk for r in samples[p.id]]
+        data = PRMData(rows=rows, problems={p.id: p for p in chunk}, provenance={}, train=list(range(len(rows))), val=[])
+        with model_lock():
+            t0 = time.time()
+            extract_features(cfg, data, backend, states, Path(args.out) / name)
+            clock.add("prm_scoring", time.time() - t0, rationales=len(rows))
+        log(f"test features {min(i + args.batch, len(todo))}/{len(todo)} problems ({time.time() - t0:.0f}s)")
+    states.close()
+    return len(todo)
+
+
 def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: list[Any],
                args: argparse.Namespace) -> dict[str, Any]:
     from rationales.answers import check_answer
@@ -434,29 +502,23 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
 
     probs, greedy_rs, samples = load_samples(store, backend, test, args)
     log(f"eval on {len(probs)} test problems with all samples")
-    key = f"bench:rewards:{prm.name}"
-    cached: dict[str, Any] = {}
-    for k in [key] + [f"{key}:part{j}" for j in range(8)]:  # parts scored by parallel processes
-        cached.update(store.get_blob(k) or {})
-    todo = [p for p in probs if any(r.id not in cached for r in samples[p.id])]
-    if args.score_part:  # e.g. "3/4": every 4th problem from the 4th; the rewards go to their own blob
-        parts, of = args.score_part.split("/")
-        mine = {int(x) for x in parts.split(",")}
-        todo = [p for j, p in enumerate(probs) if j % int(of) in mine and p in todo]
-        key = f"{key}:part{min(mine)}"
-    for i in range(0, len(todo), args.batch):  # scored in locked batches, kept in the store
-        chunk = todo[i:i + args.batch]
-        with model_lock():
-            t0 = time.time()
-            got = prm.score([p for p in chunk for _ in samples[p.id]], [r for p in chunk for r in samples[p.id]])
-            clock.add("prm_scoring", time.time() - t0, rationales=sum(len(samples[p.id]) for p in chunk))
-        for r, rw in zip([r for p in chunk for r in samples[p.id]], got):
-            cached[r.id] = rw
-        store.put_blob(key, "bench", cached)
-        log(f"scored {min(i + args.batch, len(todo))}/{len(todo)} test problems")
-    if args.score_only:
-        return {"scored": len(todo)}
-    per = {p.id: [cached[r.id] for r in samples[p.id]] for p in probs}
+    if args.score_only:  # hidden states of the test rationales only (no head needed yet)
+        got = test_features(backend, store, clock, test, args)
+        return {"featurised": got}
+    feats = load_test_features(args)
+    missing = [p for p in probs if any(test_key(backend, p, r) not in feats for r in samples[p.id])]
+    if missing:
+        test_features(backend, store, clock, test, args)
+        feats = load_test_features(args)
+    per = {p.id: [head_rewards(prm.head, feats.get(test_key(backend, p, r))) for r in samples[p.id]] for p in probs}
+    # the cached features + head give exactly what the PRM scorer computes: check on a few
+    chk = [(p, r) for p in probs[:2] for r in samples[p.id][:2]]
+    with model_lock():
+        direct = prm.score([p for p, _ in chk], [r for _, r in chk])
+    diff = max((abs(a - b) for (p, r), d in zip(chk, direct) for a, b in zip(per[p.id][samples[p.id].index(r)], d)
+                if a is not None and b is not None), default=0.0)
+    res["feature_cache_check"] = {"rationales": len(chk), "max_abs_reward_diff": diff}
+    log(f"cached features vs the PRM scorer on {len(chk)} rationales: max |reward diff| {diff:.2e}")
     greedy_ok = [bool(check_answer(p, greedy_rs[p.id].answer)) for p in probs]
     vote_ok = [bool(majority_vote(p, samples[p.id]).correct) for p in probs]
     oracle_ok = [any(bool(r.correct) for r in samples[p.id]) for p in probs]
