@@ -448,6 +448,8 @@ def test_features(backend: Any, store: Any, clock: Clock, test: list[Any], args:
         name = f"test_features.part{min(mine)}.npz"
     have = load_test_features(args)
     todo = [p for p in probs if any(test_key(backend, p, r) not in have for r in samples[p.id])]
+    if args.reverse:  # a second featuriser from the other end, into its own file
+        todo, name = todo[::-1], name.replace(".npz", ".rev.npz")
     cfg = PRMConfig(kind="probe", model=args.model, data=args.store, output_dir=args.out, progress=False, n_ctx=2048)
     states = StepStates(backend, n_ctx=2048)
     for i in range(0, len(todo), args.batch):
@@ -682,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["train", "test"], help="samples: only the training or only the test problems")
     ap.add_argument("--score-part", help="eval: score only these test problems, e.g. 3/4 or 0,1,2/4 (parallel scorers)")
     ap.add_argument("--score-only", action="store_true", help="eval: stop after scoring the test rationales")
-    ap.add_argument("--reverse", action="store_true", help="samples: last batches first")
+    ap.add_argument("--reverse", action="store_true", help="samples / test features: last batches first")
     ap.add_argument("--results", help="also write the results as JSON here (e.g. benchmarks/results/trained_prm.json)")
     ap.add_argument("--no-lock", action="store_true", help="never take the shared model lock (own core, one thread)")
     args = ap.parse_args(argv)
