@@ -106,6 +106,33 @@ def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path):
     assert again.train_loss > 0.1
 
 
+def test_rerun_of_a_finished_max_steps_run_trains_nothing(data, tmp_path):
+    """transformers' resume from the final checkpoint ran one extra optimiser step (2 -> 3)."""
+    from transformers import TrainerCallback
+
+    from rationales.train.sft import SFTTrainConfig, train_sft
+
+    class Steps(TrainerCallback):
+        def __init__(self):
+            self.seen: list[int] = []
+
+        def on_step_end(self, args, state, control, **kw):
+            self.seen.append(state.global_step)
+
+    cfg = SFTTrainConfig(model="tiny", data=str(data), output_dir=str(tmp_path / "out"), max_steps=2, save_steps=1,
+                         batch_size=1, progress=False, eval_max=0, logging_steps=1)
+    first = train_sft(cfg)
+    weights = (tmp_path / "out" / "model.safetensors").read_bytes()
+    steps = Steps()
+    again = train_sft(cfg, callbacks=[steps])
+    assert steps.seen == [] and again.steps == first.steps == 2 and again.resumed_from.endswith("checkpoint-2")
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == weights  # the same model, saved again
+    assert again.train_loss == pytest.approx(first.train_loss)
+    assert not (tmp_path / "out" / "checkpoint-3").exists()
+    longer = train_sft(SFTTrainConfig(**{**cfg.to_dict(), "max_steps": 3}), callbacks=[steps])  # extending still trains
+    assert steps.seen == [3] and longer.steps == 3
+
+
 def test_dpo_cli_end_to_end_all_pair_sources(data, tmp_path, capsys):
     out = tmp_path / "dpo"
     res = cli_json(capsys, ["train", "dpo", str(data), "--model", "tiny", "--output-dir", str(out), "--max-steps", "2",

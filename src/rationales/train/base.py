@@ -306,7 +306,7 @@ def train_and_save(trainer: Any, cfg: TrainConfig, method: str, tokenizer: Any, 
     t0 = time.time()
     quiet(trainer, cfg)
     ckpt = last_checkpoint(cfg.output_dir) if cfg.resume else None
-    out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    out = train_or_restore(trainer, ckpt, cfg)
     metrics: dict[str, Any] = {"train_loss": run_loss(trainer, out, resumed=ckpt is not None),
                                "global_step": int(trainer.state.global_step), "examples": examples,
                                "train_seconds": round(time.time() - t0, 2)}
@@ -322,6 +322,28 @@ def train_and_save(trainer: Any, cfg: TrainConfig, method: str, tokenizer: Any, 
                        examples=examples, seconds=round(time.time() - t0, 2))
 
 
+def finished_at(ckpt: Path, cfg: TrainConfig) -> bool:
+    """Whether ``ckpt`` is the end of the run ``cfg`` asks for: its step reached ``cfg.max_steps``
+    (or, for an epochs run, the step count the checkpointed run had planned)."""
+    state = json.loads((Path(ckpt) / "trainer_state.json").read_text(encoding="utf-8"))
+    target = cfg.max_steps if cfg.max_steps > 0 else int(state.get("max_steps") or 0)
+    return target > 0 and int(state.get("global_step", 0)) >= target
+
+
+def train_or_restore(trainer: Any, ckpt: Path | None, cfg: TrainConfig) -> Any:
+    """``trainer.train`` resuming from ``ckpt``; but when ``ckpt`` already finished the run,
+    restore its weights and state without training: transformers' ``train(resume_from_checkpoint=)``
+    on a finished checkpoint runs one more optimiser step (a rerun of a finished ``--max-steps 2``
+    run ended at step 3). Returns train()'s output, or None when nothing was trained."""
+    if ckpt is None or not finished_at(ckpt, cfg):
+        return trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    from transformers.trainer_callback import TrainerState
+
+    trainer._load_from_checkpoint(str(ckpt))
+    trainer.state = TrainerState.load_from_json(str(Path(ckpt) / "trainer_state.json"))
+    return None
+
+
 def run_loss(trainer: Any, out: Any, *, resumed: bool) -> float | None:
     """The whole run's mean training loss. After a resume, transformers' ``training_loss`` averages
     only the steps run since the checkpoint over all steps (0.0 when the run was already finished),
@@ -330,7 +352,7 @@ def run_loss(trainer: Any, out: Any, *, resumed: bool) -> float | None:
         losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
         if losses:
             return sum(losses) / len(losses)
-    return float(out.training_loss) if out.training_loss is not None else None
+    return float(out.training_loss) if out is not None and out.training_loss is not None else None
 
 
 def quiet(trainer: Any, cfg: TrainConfig) -> None:

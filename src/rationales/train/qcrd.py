@@ -41,7 +41,8 @@ from typing import Any
 
 from ..records import Problem, content_hash
 from .base import (DatasetTrainConfig, TrainConfigError, TrainDataError, TrainResult, last_checkpoint,
-                   load_training_rows, opt, quiet, require_columns, write_model_card)
+                   load_training_rows, opt, quiet, require_columns, run_loss, train_or_restore,
+                   write_model_card)
 
 CONTRASTIVE_COLUMNS = [("prompt", "positives", "negatives")]
 NEGATIVE_METHOD = "qcrd_negative"
@@ -399,8 +400,8 @@ def train_qcrd(cfg: QCRDTrainConfig, *, callbacks: list[Any] | None = None) -> T
         if ckpt is not None and disc is not None and (ckpt / "qcrd_discriminator.pt").is_file():
             disc.load(torch.load(ckpt / "qcrd_discriminator.pt"))
         resumed_from = resumed_from or (str(ckpt) if ckpt else None)
-        res = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-        last_loss = float(res.training_loss)
+        res = train_or_restore(trainer, ckpt, cfg)
+        last_loss = run_loss(trainer, res, resumed=ckpt is not None)
         save_trained(trainer.model, tok, rdir / "model")
         if disc is not None:
             torch.save(disc.state(), rdir / "qcrd_discriminator.pt")
