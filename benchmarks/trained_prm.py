@@ -466,6 +466,32 @@ def test_features(backend: Any, store: Any, clock: Clock, test: list[Any], args:
     return len(todo)
 
 
+def discrimination(probs: list[Any], samples: dict[str, list[Any]], per: dict[str, list[Any]]) -> dict[str, Any]:
+    """How well the rewards tell a right rationale from a wrong one: pooled over problems (which
+    mixes in problem difficulty) and within each problem that has both (the only thing selection
+    among one problem's samples can use), by the last step's reward and by the minimum."""
+    from rationales.verify.trained_prm import reward_auc
+
+    out: dict[str, Any] = {}
+    for how in ("last", "min"):
+        pooled_x, pooled_y, within = [], [], []
+        for p in probs:
+            xs, ys = [], []
+            for r, rw in zip(samples[p.id], per[p.id]):
+                v = [x for x in rw if x is not None]
+                if v:
+                    xs.append(v[-1] if how == "last" else min(v))
+                    ys.append(bool(r.correct))
+            pooled_x += xs
+            pooled_y += ys
+            if 0 < sum(ys) < len(ys):
+                within.append(reward_auc(xs, ys))
+        out[how] = {"pooled_auroc": reward_auc(pooled_x, pooled_y), "rationales": len(pooled_y),
+                    "right": sum(pooled_y), "mixed_problems": len(within),
+                    "within_problem_auroc": sum(within) / len(within) if within else None}
+    return out
+
+
 def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: list[Any],
                args: argparse.Namespace) -> dict[str, Any]:
     from rationales.answers import check_answer
@@ -489,6 +515,7 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
         val_acc = {k: sum(f) / max(1, len(f)) for k, f in val_flags.items()}
         choice[source] = {"train_cv_accuracy": val_acc, "train_problems": len(tr_probs), "l2": cvb.get("l2"),
                           "cv_grid": cvb.get("grid")}
+        choice[source]["discrimination_out_of_fold"] = discrimination(tr_probs, tr_samples, tr_per)
     val_vote = sum(bool(majority_vote(p, tr_samples[p.id]).correct) for p in tr_all) / max(1, len(tr_all))
     order = [(src, k) for src in args.sources.split(",") for k in VARIANTS]
     source, chosen = max(order, key=lambda sk: (choice[sk[0]]["train_cv_accuracy"].get(sk[1], 0.0), -order.index(sk)))
@@ -521,6 +548,7 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
                 if a is not None and b is not None), default=0.0)
     res["feature_cache_check"] = {"rationales": len(chk), "max_abs_reward_diff": diff}
     log(f"cached features vs the PRM scorer on {len(chk)} rationales: max |reward diff| {diff:.2e}")
+    res["discrimination_test"] = discrimination(probs, samples, per)
     greedy_ok = [bool(check_answer(p, greedy_rs[p.id].answer)) for p in probs]
     vote_ok = [bool(majority_vote(p, samples[p.id]).correct) for p in probs]
     oracle_ok = [any(bool(r.correct) for r in samples[p.id]) for p in probs]
