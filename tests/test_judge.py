@@ -4,6 +4,7 @@ ranking judges on the fake backend, retries, forced verdicts, caching, step chec
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -398,3 +399,103 @@ def test_step_judge_writes_judge_checks():
     assert [c.kind for c in checks] == ["judge"] * 3
     assert [c.verdict for c in checks] == [1, -1, None]
     assert checks[1].detail["rationale"] == "5+4 is 9."
+
+
+# ------------------------------------------------------------------ calibrated pairwise verdicts
+
+
+def _shown(prompt: str) -> tuple[str, str]:
+    a = prompt.split("###Response A:")[1].split("###Response B:")[0].strip()
+    b = prompt.split("###Response B:")[1].split("###")[0].strip()
+    return a, b
+
+
+def _leaning_lp(seen=None):
+    """log P(' A') / log P(' B') of a judge with a strong first-position prior (+1.5 nats for the
+    first position) and a weaker lean to the response that says 'right' (+0.5 nats)."""
+
+    def lp(prompt, cont):
+        if seen is not None:
+            seen.append((prompt, cont))
+        a, b = _shown(prompt)
+        shown = a if cont == " A" else b
+        return -3.0 + (1.5 if cont == " A" else 0.0) + (0.5 if "right" in shown else 0.0)
+
+    return lp
+
+
+def test_calibrate_decides_a_pair_the_written_verdicts_leave_tied_by_position_bias():
+    items = [PairItem("q", "right", "wrong", gold="A"), PairItem("q", "wrong", "right", gold="B")]
+    written = PairwiseJudge(FakeBackend(script=["Feedback: first. [RESULT] A"], logprob_fn=_leaning_lp()))
+    assert [(j.value, j.how, j.consistent) for j in written.judge(items)] == [(None, "tie", False)] * 2
+    seen = []
+    fake = FakeBackend(script=["Feedback: first. [RESULT] A"], logprob_fn=_leaning_lp(seen))
+    js = PairwiseJudge(fake, config=JudgeConfig(calibrate=True)).judge(items)
+    assert [(j.value, j.how) for j in js] == [("A", "calibrated"), ("B", "calibrated")]
+    assert all(j.consistent is False for j in js)  # the written verdicts still disagree across orders
+    # the probabilities were read after the judge's own feedback and '[RESULT]', one option each
+    assert {c for _, c in seen} == {" A", " B"} and all(p.endswith("Feedback: first. [RESULT]") for p, _ in seen)
+    # by hand: first shown right: P(first) = sigmoid(2.0); first shown wrong: sigmoid(1.0)
+    hi, lo = 1 / (1 + math.exp(-2.0)), 1 / (1 + math.exp(-1.0))
+    j = js[0]
+    assert j.detail["p_first"]["AB"] == pytest.approx(hi, abs=1e-6)
+    assert j.detail["p_first"]["BA"] == pytest.approx(lo, abs=1e-6)
+    assert j.detail["p_a"] == pytest.approx((hi + (1 - lo)) / 2, abs=1e-6)
+    assert [s.probs["A"] for s in j.samples] == pytest.approx([hi, 1 - lo])  # in the given labels
+
+
+def test_calibrate_follows_the_probabilities_not_the_written_verdict():
+    # written verdicts agree on B in both orders, but the probabilities lean to A: calibrated says A
+    def script(prompt, seed, index):
+        a, _ = _shown(prompt)
+        return "Feedback: x [RESULT] B" if a == "one" else "Feedback: x [RESULT] A"
+
+    def lp(prompt, cont):
+        a, b = _shown(prompt)
+        return -0.5 if (a if cont == " A" else b) == "one" else -2.0
+
+    (w,) = PairwiseJudge(FakeBackend(script=script, logprob_fn=lp)).judge([PairItem("q", "one", "two")])
+    assert (w.value, w.consistent) == ("B", True)
+    (c,) = PairwiseJudge(FakeBackend(script=script, logprob_fn=lp), config=JudgeConfig(calibrate=True)).judge(
+        [PairItem("q", "one", "two")])
+    assert (c.value, c.how, c.consistent) == ("A", "calibrated", True)
+
+
+def test_calibrate_equal_probabilities_is_a_tie_and_no_logprobs_keeps_the_written_verdict():
+    (t,) = PairwiseJudge(FakeBackend(script=["Feedback: x [RESULT] A"], logprob_fn=lambda p, c: -1.0),
+                         config=JudgeConfig(calibrate=True)).judge([PairItem("q", "a", "b")])
+    assert (t.value, t.how, t.detail["p_a"]) == (None, "tie", 0.5)
+
+    class NoLogprobs(FakeBackend):
+        def logprobs(self, prompt, continuations):
+            raise RationalesError("no logprobs here")
+
+    judge = PairwiseJudge(NoLogprobs(script=_pair_script), config=JudgeConfig(calibrate=True))
+    (j,) = judge.judge([PairItem("q", "wrong", "right")])
+    assert (j.value, j.how) == ("B", "result") and "p_a" not in j.detail
+    assert all(s.probs is None for s in j.samples) and judge.stats["probs_failed"] == 2
+
+
+def test_calibrated_probabilities_are_cached_in_the_store(store):
+    items = [PairItem("q", "right", "wrong", gold="A")]
+    fake = FakeBackend(script=["Feedback: first. [RESULT] A"], logprob_fn=_leaning_lp())
+    (j,) = PairwiseJudge(fake, config=JudgeConfig(calibrate=True), store=store).judge(items)
+    assert fake.logprob_calls == 2 and len(store.blobs("judge_probs")) == 2
+    again = FakeBackend(script=["Feedback: other. [RESULT] B"], logprob_fn=lambda p, c: 0.0)
+    (k,) = PairwiseJudge(again, config=JudgeConfig(calibrate=True), store=store).judge(items)
+    assert again.logprob_calls == 0 and again.samples_generated == 0 and k.detail == j.detail
+
+
+def test_pairwise_agreement_reports_the_probabilities_of_calibrated_judges():
+    from rationales.score.judge import pairwise_agreement
+
+    items = [PairItem("q", "right", "wrong", gold="A"), PairItem("q", "wrong", "right", gold="B")]
+    js = PairwiseJudge(FakeBackend(script=["Feedback: first. [RESULT] A"], logprob_fn=_leaning_lp()),
+                       config=JudgeConfig(calibrate=True)).judge(items)
+    m = pairwise_agreement(js, items)
+    hi, lo = 1 / (1 + math.exp(-2.0)), 1 / (1 + math.exp(-1.0))
+    assert (m["accuracy"], m["position_bias"], m["calibrated"], m["with_probs"]) == (1.0, 1.0, 2, 2)
+    assert m["mean_p_first"] == pytest.approx((hi + lo) / 2, abs=1e-4)
+    assert m["mean_p_gold"] == pytest.approx((hi + 1 - lo) / 2, abs=1e-4)
+    plain = pairwise_agreement(PairwiseJudge(FakeBackend(script=_pair_script)).judge(items), items)
+    assert "mean_p_first" not in plain and plain["accuracy"] == 1.0

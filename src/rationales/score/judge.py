@@ -166,7 +166,22 @@ def pairwise_agreement(judgments: Sequence[Judgment], items: Sequence[PairItem])
             "unparsed_rate": round(unread / len(samples), 4) if samples else None,
             "forced": sum(1 for s in samples if s.how == "forced"),
             "order_accuracy": round(order_right / len(samples), 4) if samples else None,
-            "position_bias": round(sum(1 for j in both if not j.consistent) / len(both), 4) if both else None}
+            "position_bias": round(sum(1 for j in both if not j.consistent) / len(both), 4) if both else None,
+            **_probability_metrics(rows)}
+
+
+def _probability_metrics(rows: Sequence[tuple[Judgment, str]]) -> dict[str, Any]:
+    """Calibrated judges (``JudgeConfig.calibrate``): how many pairs the probabilities decided,
+    the mean P(gold side) over every sample of both orders, and the mean P(position shown first)
+    (0.5 = no positional lean in the probabilities; position bias in probability space)."""
+    with_probs = [(j, g) for j, g in rows if any(s.probs is not None for s in j.samples)]
+    if not with_probs:
+        return {}
+    p_gold = [s.probs[g] for j, g in with_probs for s in j.samples if s.probs is not None]
+    p_first = [s.probs["A" if s.order != "BA" else "B"] for j, _ in with_probs for s in j.samples
+               if s.probs is not None]
+    return {"calibrated": sum(1 for j, _ in rows if j.how == "calibrated"), "with_probs": len(with_probs),
+            "mean_p_gold": round(sum(p_gold) / len(p_gold), 4), "mean_p_first": round(sum(p_first) / len(p_first), 4)}
 
 
 def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:

@@ -30,6 +30,10 @@ Verdicts that parse on small models:
    one-token choice, recorded as ``how="forced"``). With ``force=False`` an unreadable verdict
    stays ``None`` and is counted as unparsed; it is never turned into a number.
 
+Position bias (a pairwise judge naming the same position in both orders) is reported; with
+``JudgeConfig.calibrate`` a pair is decided by P(A) vs P(B) after each feedback, averaged over
+both orders, so a judge whose probabilities lean the right way still decides it.
+
 Outputs are cached (in memory, and in the store's blobs table when a store is given: kind
 ``judge_output``), keyed by model, prompt, sampling and seed, so reruns judge nothing twice.
 """
@@ -515,6 +519,7 @@ class JudgeSample:
     tokens: int = 0
     logprob: float | None = None  # mean token logprob of the judgment (best-of-N)
     failure: str = ""  # why the written verdict could not be read (when it was forced or is None)
+    probs: dict[str, float] | None = None  # pairwise ``calibrate``: P(verdict) after this feedback, given labels
 
     @property
     def ok(self) -> bool:
@@ -651,7 +656,12 @@ class JudgeConfig:
     the judgment with the highest mean token log-probability under the judge) or "first".
     ``grammar``: constrain the output with GBNF where the backend can; ``retries``: fresh
     samples for an unreadable output (bounded; a greedy judge's retries sample at T=0.7);
-    ``force``: then read the verdict off the log-probabilities after ``[RESULT]``."""
+    ``force``: then read the verdict off the log-probabilities after ``[RESULT]``.
+    ``calibrate`` (pairwise): after each sample's feedback, read P(A) and P(B) off the backend's
+    log-probabilities; the verdict is the side whose mean probability over every sample of both
+    orders is higher (position-bias calibration: a judge that names the first position in both
+    orders still decides the pair when its probabilities lean one way); a backend without
+    log-probabilities keeps the written verdicts."""
 
     n: int = 1
     temperature: float = 0.0
@@ -663,6 +673,7 @@ class JudgeConfig:
     retries: int = 1
     force: bool = True
     both_orders: bool = True
+    calibrate: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.n, int) or not 1 <= self.n <= 64:
@@ -740,9 +751,9 @@ class _Engine:
                 self.stats["generated"] += 1
         return [self._cached(k) or {"text": "", "tokens": 0} for k in keys]
 
-    def _forced(self, prompt: RenderedPrompt, rationale: str, options: Sequence[str]) -> Any:
-        """The verdict with the highest log-probability after the written rationale and
-        ``[RESULT]`` (a constrained choice among ``options``)."""
+    def _option_logprobs(self, prompt: RenderedPrompt, rationale: str, options: Sequence[str]) -> list[float]:
+        """log P(option) after the written rationale (its feedback, cut before any ``[RESULT]``)
+        and `` [RESULT]``; raises when the backend has no log-probabilities."""
         from ..generate import continuation_prompt
 
         body = rationale.strip()
@@ -750,13 +761,39 @@ class _Engine:
         body = (body[:m.start()] if m else body).strip()
         body = body if body.lower().startswith("feedback") else "Feedback: " + body
         text = continuation_prompt(self.backend, prompt, body[:4000] + " [RESULT]")
+        return [s.logprob for s in self.backend.logprobs(text, [" " + o for o in options])]
+
+    def option_probs(self, prompt: RenderedPrompt, rationale: str, options: Sequence[str]) -> dict[str, float] | None:
+        """P(option) among ``options`` after the rationale (normalised over them), cached like the
+        outputs (store blob kind ``judge_probs``); None when the backend has no log-probabilities."""
+        key = content_hash("judge-probs", self.backend.model, prompt.messages, self.backend.chat, rationale.strip(),
+                           list(options))
+        got = self._cached(key)
+        if got is None:
+            try:
+                total = self._option_logprobs(prompt, rationale, options)
+            except Exception as e:  # noqa: BLE001 - a backend without logprobs
+                self.stats["probs_failed"] += 1
+                self._cache[key] = got = {"error": f"{type(e).__name__}: {e}"[:200]}
+                return None
+            m = max(total)
+            z = sum(math.exp(t - m) for t in total)
+            got = {"probs": {o: math.exp(t - m) / z for o, t in zip(options, total)}}
+            self._cache[key] = got
+            if self.store is not None:
+                self.store.put_blob(key, "judge_probs", got)
+            self.stats["probs"] += 1
+        return dict(got["probs"]) if "probs" in got else None
+
+    def _forced(self, prompt: RenderedPrompt, rationale: str, options: Sequence[str]) -> Any:
+        """The verdict with the highest log-probability after the written rationale and
+        ``[RESULT]`` (a constrained choice among ``options``)."""
         try:
-            scores = self.backend.logprobs(text, [" " + o for o in options])
+            total = self._option_logprobs(prompt, rationale, options)
         except Exception as e:  # a backend without logprobs: stay unparsed
             self.stats["force_failed"] += 1
             return None, {"force_error": f"{type(e).__name__}: {e}"[:200]}
-        best = max(range(len(options)), key=lambda i: scores[i].logprob)
-        total = [s.logprob for s in scores]
+        best = max(range(len(options)), key=lambda i: total[i])
         m = max(total)
         z = sum(math.exp(t - m) for t in total)
         return options[best], {"forced_p": math.exp(total[best] - m) / z}
@@ -906,7 +943,11 @@ class PairwiseJudge(BasePairwiseJudge):
     """A vs B with a rationale, in both orders (prometheus-eval relative grading). The verdict
     is the majority over every sample of both orders (mapped back to the given labels); when
     the orders disagree the pair is marked ``consistent=False`` (position bias) and, on a tie,
-    the verdict is None."""
+    the verdict is None. With ``config.calibrate`` the verdict is instead the side with the higher
+    mean P(side) over every sample of both orders, read off the log-probabilities after each
+    feedback (``how="calibrated"``; ``detail["p_a"]``, and ``detail["p_first"]``: the mean
+    probability of the position shown first, per order); ``consistent`` stays the written
+    verdicts' agreement."""
 
     def __init__(self, backend: Backend, rubric: Any = "correctness", config: JudgeConfig | None = None, *,
                  template: str = "judge_relative", store: Any = None):
@@ -944,6 +985,10 @@ class PairwiseJudge(BasePairwiseJudge):
                     s.order = "BA" if sw else "AB"
                     if sw and s.value in ("A", "B"):
                         s.value = "B" if s.value == "A" else "A"  # back to the given labels
+                    if self.config.calibrate and (s.rationale or s.text).strip():
+                        p = self.engine.option_probs(prompts[k * len(orders) + o], s.rationale or s.text, ["A", "B"])
+                        if p is not None:
+                            s.probs = {"A": p["B"], "B": p["A"]} if sw else p  # the given labels
                 per_order[s.order if row else ("BA" if sw else "AB")] = _aggregate_values(
                     row, self.config.aggregate, "pairwise")[0]
                 ss.extend(row)
@@ -962,10 +1007,25 @@ class PairwiseJudge(BasePairwiseJudge):
             else:
                 v, rep = None, (ok[0] if ok else (ss[0] if ss else None))
             how = rep.how if (rep and v is not None) else ("tie" if ok else "unparsed")
+            detail: dict[str, Any] = {"orders": per_order, "parsed": sum(s.ok and s.how != "forced" for s in ss),
+                                      "samples": len(ss)}
+            probs = [s.probs["A"] for s in ss if s.probs is not None]
+            if probs:  # calibrate: the mean P(A) over both orders decides
+                p_a = sum(probs) / len(probs)
+                detail["p_a"] = round(p_a, 6)
+                # P(the response shown first) per order: 0.5 in both = no positional lean in the
+                # probabilities; high in both = the judge names the first position whatever it shows
+                first = {o: [s.probs["A" if o == "AB" else "B"] for s in ss if s.probs is not None and s.order == o]
+                         for o in ("AB", "BA")}
+                detail["p_first"] = {o: round(sum(v) / len(v), 6) for o, v in first.items() if v}
+                cv = "A" if p_a > 0.5 else "B" if p_a < 0.5 else None
+                if cv is not None:
+                    v, how = cv, "calibrated"
+                    rep = next((s for s in ss if s.value == cv), None) or (ok[0] if ok else ss[0])
+                else:
+                    v, how = None, "tie"
             out.append(Judgment(it.id, "pairwise", v, rep.rationale if rep else "", how, ss, self.name,
-                                consistent=consistent, detail={"orders": per_order,
-                                                               "parsed": sum(s.ok and s.how != "forced" for s in ss),
-                                                               "samples": len(ss)}))
+                                consistent=consistent, detail=detail))
         return out
 
 
