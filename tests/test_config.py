@@ -334,10 +334,10 @@ def test_judge_passes_every_flag_into_its_configs(monkeypatch, tmp_path):
             raise Stop
 
     monkeypatch.setattr(jobs_judge, "JudgeJobConfig", Capture)
-    values = dict(file=None, mode="ranking", rubric="reasoning", low=1, high=7, run="r1", method="cot",
+    values = dict(file=None, mode="pairwise", rubric="reasoning", low=1, high=7, run="r1", method="cot",
                   source_model="m", task="t", reference=True, per_problem=2, rank_k=4, limit=9, n=3,
                   temperature=0.4, aggregate="best", max_tokens=99, grammar=False, retries=2, force=False,
-                  seed=5, backend="fake", model="m.json", base_url="http://x", backend_opt=["delay=0"],
+                  calibrate=True, seed=5, backend="fake", model="m.json", base_url="http://x", backend_opt=["delay=0"],
                   store=str(tmp_path / "s.sqlite"), out=str(tmp_path / "o"), json_out=True)
     assert set(values) == set(inspect.signature(judge_cmd).parameters)
     with pytest.raises(Stop):

@@ -369,3 +369,24 @@ def test_compare_runs_the_judge_strategies_at_equal_budget(store):
     # judge finds the right sample where one was drawn (seeded, deterministic)
     assert {k: (v["accuracy"], v["tokens"]) for k, v in rows.items()} == {
         "vote": (0.0, 48), "judge_vote": (0.5, 48), "judge_best_of_n": (0.5, 48)}
+
+
+def test_cli_judge_calibrate(tmp_path, capsys):
+    from rationales.cli import main
+
+    rows = tmp_path / "rel.jsonl"
+    rows.write_text(json.dumps({"instruction": "2+2?", "response_A": "4", "response_B": "5", "winner": "A"}) + "\n")
+    script = tmp_path / "fake.json"
+    script.write_text(json.dumps(["Feedback: the first one. [RESULT] A"]))  # position-biased
+    args = [str(rows), "--backend", "fake", "--model", str(script), "--store", str(tmp_path / "s.sqlite"),
+            "--out", str(tmp_path / "out")]
+    assert main(["judge", *args, "--mode", "pairwise", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plain["judgments"][0]["how"] == "tie" and "calibrated" not in plain["agreement"]
+    assert main(["judge", *args, "--mode", "pairwise", "--calibrate", "--json"]) == 0
+    cal = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cal["judgments"][0]["how"] == "calibrated" and cal["judgments"][0]["verdict"] in ("A", "B")
+    assert cal["agreement"]["calibrated"] == 1 and 0.0 < cal["agreement"]["mean_p_first"] < 1.0
+    assert main(["judge", *args, "--mode", "absolute", "--calibrate"]) == 2
+    err = capsys.readouterr().err
+    assert "--calibrate" in err and "--mode pairwise" in err

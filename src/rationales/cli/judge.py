@@ -44,6 +44,9 @@ def judge_cmd(
     retries: int = typer.Option(1, "--retries", help="Fresh samples for an unreadable verdict (0-5)."),
     force: bool = typer.Option(True, "--force/--no-force", help="Then read the verdict off log-probabilities; "
                                                                 "--no-force leaves it unparsed."),
+    calibrate: bool = typer.Option(False, "--calibrate/--no-calibrate",
+                                   help="Pairwise: decide each pair by P(A) vs P(B) read off log-probabilities "
+                                        "after each feedback, averaged over both orders (against position bias)."),
     seed: int = typer.Option(0, "--seed", help="Base seed."),
     backend: str = BackendOpt,
     model: Optional[str] = ModelOpt,
@@ -61,7 +64,7 @@ def judge_cmd(
     from ..verify.judge import JudgeConfig
 
     jcfg = JudgeConfig(n=n, temperature=temperature, max_tokens=max_tokens, seed=seed, aggregate=aggregate,
-                       grammar=grammar, retries=retries, force=force)
+                       grammar=grammar, retries=retries, force=force, calibrate=calibrate)
     cfg = JudgeJobConfig(mode=mode, file=file, run=run, method=method, source_model=source_model, task=task,
                          rubric=rubric, low=low, high=high, reference=reference, limit=limit,
                          per_problem=per_problem, rank_k=rank_k, seed=seed, judge=jcfg)  # bad options fail before a model loads

@@ -71,6 +71,8 @@ class JudgeJobConfig:
         if self.per_problem < 1:
             raise JudgeError(f"--per-problem {self.per_problem} must be at least 1.")
         load_rubric(self.rubric)  # unknown rubric -> one-line error now, before any model loads
+        if self.judge.calibrate and self.mode != "pairwise":
+            raise JudgeError(f"--calibrate decides A vs B pairs; it needs --mode pairwise, not --mode {self.mode}.")
         if self.mode == "step" and self.file:
             raise JudgeError("--mode step judges the steps of stored rationales; drop the file argument.")
 
