@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                          "prompts make every judgment and DPO step cheaper on a shared core")
     ap.add_argument("--no-sample", action="store_true",
                     help="use only the rationales already in the store (a sampling run cut short)")
+    ap.add_argument("--sample-only", action="store_true",
+                    help="only sample and check the rationales (phase 1), then stop; a later run judges them")
     ap.add_argument("--epochs", type=float, default=2.0, help="DPO epochs per iteration")
     ap.add_argument("--best-of", action="store_true", help="also the best-of-N baseline (a scoring pass per sample)")
     ap.add_argument("--eval-n", type=int, default=4, help="samples per order of the self-consistency baseline")
@@ -209,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     right = sum(bool(r.correct) for r in rats)
     t_gen = time.time() - t0
     log(f"{len(rats)} rationales, {right} correct ({t_gen:.0f} s)")
+    if args.sample_only:
+        print(f"summary: {len(rats)} rationales of {args.model}, {right} correct, sampled in {t_gen:.0f} s")
+        return 0
 
     # 2. items, disjoint by problem
     pairs = reasoning_pairs(store, model=backend.model, method="cot", problem_ids=pids, per_problem=2,
