@@ -184,7 +184,7 @@ def phase_labels(backend: Any, store: Any, clock: Clock, train: list[Any], args:
             t0 = time.time()
             mc_search_labels([p for p in chunk for _ in samples[p.id]], rs, backend, store, n=args.mc_n,
                              wave=args.mc_wave, max_tokens=args.mc_tokens, seed=0,
-                             max_wrong_per_problem=args.mc_wrong, stats=st)
+                             max_wrong_per_problem=args.mc_wrong, solved_only=args.mc_solved_only, stats=st)
             dt = time.time() - t0
         store.put_rationales(rs)
         both = [(s.verdict("mc"), s.verdict("tool")) for r in rs for s in r.steps
@@ -194,6 +194,7 @@ def phase_labels(backend: Any, store: Any, clock: Clock, train: list[Any], args:
                   mc_neg_tool_pos=sum(1 for a, b in both if a < 0 and b > 0))
         clock.add("labels", dt, tokens=st["tokens"], tokens_new=st.get("tokens_new", 0), rollouts=st["rollouts"],
                   steps_labelled=st["steps_labelled"], probes=st["probes"], searched=st["searched"],
+                  skipped_unsolved=st.get("skipped_unsolved", 0),
                   free_positive=st["free_positive"], free_negative=st["free_negative"],
                   sample_tokens=sum(r.tokens for r in rs), tool_checked=sum(1 for r in rs for s in r.steps
                                                                             if s.verdict("tool") is not None))
@@ -698,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mc-wave", type=int, default=2, help="rollouts per wave; a probe stops at its first success")
     ap.add_argument("--mc-tokens", type=int, default=320)
     ap.add_argument("--mc-wrong", type=int, default=1, help="wrong samples per problem searched for their first error")
+    ap.add_argument("--mc-solved-only", action="store_true",
+                    help="search first errors only on problems one training sample solves (elsewhere every rollout "
+                         "fails and the search labels every step -1 at full cost)")
     ap.add_argument("--grounded", type=int, default=3, help="training problems to measure GroundedPRM trees on")
     ap.add_argument("--sources", default="mc", help="label sources to train probes on (the first is evaluated)")
     ap.add_argument("--hidden", type=int, default=0, help="probe MLP hidden units (0: logistic)")

@@ -176,6 +176,32 @@ def test_mc_search_labels_free_labels_and_binary_search(tmp_path):
     assert [step_label(s, "mc").hard for s in bad.steps] == [True, True, False, False, False]
 
 
+def test_mc_search_solved_only_skips_problems_no_sample_solves(tmp_path):
+    """``solved_only``: a wrong rationale of a problem no given rationale solves keeps its free
+    last-step label and costs no rollout; one of a solved problem is still searched."""
+    from rationales.backends.fake import FakeBackend
+    from rationales.data.labels import mc_search_labels
+
+    solved = Problem.make("What is 2 + 2 + 2?", 6, source="hand", answer_type="number")
+    hard = Problem.make("What is 3 + 3 + 3?", 9, source="hand", answer_type="number")
+
+    def rat(rid, p, text, answer, correct):
+        return Rationale(id=rid, problem_id=p.id, prompt_id="x", model="fake", text=text,
+                         steps=segment(text, "lines"), answer=answer, correct=correct)
+
+    good = rat("g", solved, "2 + 2 = 4\n4 + 2 = 6\nThe answer is 6.", "6", True)
+    bad = rat("b", solved, "2 + 2 = 5\n5 + 2 = 7\nThe answer is 7.", "7", False)
+    lost = rat("h", hard, "3 + 3 = 7\n7 + 3 = 10\nThe answer is 10.", "10", False)
+    backend = FakeBackend(script=lambda prompt, seed, index: "The answer is 1.")
+    stats: dict = {}
+    mc_search_labels([solved, solved, hard], [good, bad, lost], backend, Store(tmp_path / "s.sqlite"), n=2,
+                     wave=2, solved_only=True, stats=stats)
+    assert stats["searched"] == 1 and stats["skipped_unsolved"] == 1
+    assert [s.verdict("mc") for s in lost.steps] == [None, None, -1]  # free label only
+    assert [s.verdict("mc") for s in bad.steps] == [-1, -1, -1]  # searched: no rollout reaches 6
+    assert stats["probes"] == 2 and stats["rollouts"] == 4  # steps 1 then 0, 2 rollouts each, ``bad`` only
+
+
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

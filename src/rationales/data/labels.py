@@ -178,8 +178,8 @@ __all__ = ["SOURCES", "StepLabel", "LabelError", "step_label", "rationale_labels
 
 def mc_search_labels(problems: Any, rationales: Sequence[Rationale], backend: Any, store: Any, *, n: int = 4,
                      wave: int = 2, max_tokens: int = 320, temperature: float = 0.7, seed: int = 0,
-                     max_wrong_per_problem: int | None = None, stats: dict[str, Any] | None = None
-                     ) -> list[Rationale]:
+                     max_wrong_per_problem: int | None = None, solved_only: bool = False,
+                     stats: dict[str, Any] | None = None) -> list[Rationale]:
     """Math-Shepherd hard labels at a fraction of the rollouts (``Check(kind="mc",
     by="math-shepherd")``, in place; store them with ``store.put_rationales``):
 
@@ -196,7 +196,11 @@ def mc_search_labels(problems: Any, rationales: Sequence[Rationale], backend: An
 
     Rollouts are ordinary stored samples (``method="mc_rollout"``): a rerun costs nothing.
     ``max_wrong_per_problem`` bounds the searched wrong rationales per problem (the others keep
-    only their free labels). ``stats`` is filled with rollouts, tokens and labelled steps."""
+    only their free labels). ``solved_only`` searches only problems that one of the given
+    rationales solves: where no sample reaches the gold, rollouts almost never do either, so the
+    search pays its full budget (``n`` rollouts per probe) to label every step -1, which says
+    "this problem is hard", not which step went wrong (``stats["skipped_unsolved"]``).
+    ``stats`` is filled with rollouts, tokens and labelled steps."""
     from ..answers import check_answer, extract_answer
     from ..generate import GenerationStats, SampleSpec, continuation_prompt, generate, steps_prefix
     from ..prompts import render, template_names
@@ -205,8 +209,10 @@ def mc_search_labels(problems: Any, rationales: Sequence[Rationale], backend: An
     probs = align_problems(problems, rationales)
     gstats = GenerationStats()
     st = stats if stats is not None else {}
-    for key in ("rollouts", "tokens", "probes", "searched", "free_positive", "free_negative"):
+    for key in ("rollouts", "tokens", "probes", "searched", "free_positive", "free_negative", "skipped_unsolved"):
         st.setdefault(key, 0)
+    solved = {p.id for r, p in zip(rationales, probs)
+              if r.steps and (bool(r.correct) if r.correct is not None else check_answer(p, r.answer) is True)}
 
     def put(step: Any, verdict: int, score: float | None, detail: dict[str, Any]) -> None:
         step.checks = [c for c in step.checks if not (c.kind == "mc" and c.by == MC_BY)]
@@ -227,6 +233,9 @@ def mc_search_labels(problems: Any, rationales: Sequence[Rationale], backend: An
         st["free_negative"] += 1
         k = wrong_seen.get(p.id, 0)
         if len(r.steps) < 2 or (max_wrong_per_problem is not None and k >= max_wrong_per_problem):
+            continue
+        if solved_only and p.id not in solved:
+            st["skipped_unsolved"] += 1
             continue
         wrong_seen[p.id] = k + 1
         template = r.method if r.method in template_names() else "cot"
