@@ -224,3 +224,22 @@ def test_load_from_a_local_directory(tokenizer, tmp_path, monkeypatch):
 def test_empty_prompt_starts_from_bos(backend, tokenizer):
     [r] = backend.generate([GenerationRequest(prompt="", seeds=[1], max_tokens=3)])
     assert r.prompt_tokens == 1 and r.completions[0].tokens == 3
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_one_token_continuations_share_one_forward_pass(model, tokenizer, fast):
+    b = TransformersBackend(model, tokenizer=tokenizer, device="cpu")
+    b._fast_scoring = fast and b._fast_scoring
+    prompt = "what is two plus two? the answer is"
+    conts = [" four", " two", " the cat"]
+    assert all(len(tokenizer(c, add_special_tokens=False)["input_ids"]) == 1 for c in conts[:2])
+    calls = []
+    hook = b.hf_model.register_forward_hook(lambda mod, args, kw_out=None: calls.append(1))
+    try:
+        scores = b.logprobs(prompt, conts)
+    finally:
+        hook.remove()
+    for s, c in zip(scores, conts):
+        assert s.logprob == pytest.approx(_manual_logprob(model, tokenizer, prompt, c), abs=1e-4)
+        assert s.tokens == len(tokenizer(c, add_special_tokens=False)["input_ids"])
+    assert len(calls) == 2  # " four" and " two" from one pass, " the cat" its own

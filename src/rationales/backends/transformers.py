@@ -348,8 +348,22 @@ class TransformersBackend(Backend):
         """log P(continuation | prompt) per continuation, summed over its tokens."""
         text = prompt if isinstance(prompt, str) else self.render(prompt)
         items = [self._continuation_positions(text, c) for c in continuations]
-        order = sorted(range(len(items)), key=lambda k: len(items[k][0]))
         scores: list[list[float]] = [[] for _ in items]
+        # one-token continuations after the same ids (a judge's verdict options " A" / " B"): one
+        # forward pass reads them all off the next-token distribution
+        shared: dict[tuple[int, ...], list[int]] = {}
+        for j, (ids, positions) in enumerate(items):
+            if positions == [len(ids) - 1]:
+                shared.setdefault(tuple(ids[:-1]), []).append(j)
+        done = set()
+        for prefix, members in shared.items():
+            if len(members) < 2:
+                continue
+            logp = self._next_token_logprobs(list(prefix))
+            for j in members:
+                scores[j] = [float(logp[items[j][0][-1]])]
+                done.add(j)
+        order = sorted((k for k in range(len(items)) if k not in done), key=lambda k: len(items[k][0]))
         k = 0
         while k < len(order):
             batch = [order[k]]
@@ -360,6 +374,16 @@ class TransformersBackend(Backend):
             for j, values in zip(batch, self._score_batch([items[j] for j in batch])):
                 scores[j] = values
         return [ContinuationScore(c, float(sum(v)), v) for c, v in zip(continuations, scores)]
+
+    def _next_token_logprobs(self, prefix: list[int]) -> Any:
+        """log P(next token | prefix) over the vocabulary (one forward pass, last position only)."""
+        torch = self._torch
+        ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+        kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._fast_scoring else {}
+        with torch.inference_mode():
+            logits = self.hf_model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False,
+                                   **kwargs).logits
+        return torch.log_softmax(logits[0, -1].float(), dim=-1)
 
     def _score_batch(self, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         torch = self._torch
