@@ -44,16 +44,23 @@ def test_one_dpo_iteration_on_a_tiny_model(tmp_path, store):
 
     cfg = JudgeTrainConfig(model="tiny", data=str(store.path), output_dir=str(tmp_path / "judge"), iterations=1,
                            n=2, eval_n=2, max_length=512, batch_size=2, lr=1e-3, progress=False, logging_steps=1,
-                           free_eval=True)
+                           free_eval=True, calibrate=True)
     train, test = _items()
     res = train_judge(cfg, store=store, train_items=train, test_items=test, model_and_tokenizer=(model, tok),
                       backend_factory=factory)
     it1 = res.iterations[1]
     # 3 items x 2 orders, each with one judgment matching gold and one not
     assert it1.pairs == 6 and it1.train_loss is not None and it1.metrics["dpo_steps"] >= 1
+    assert len(it1.dpo_log) == it1.metrics["dpo_steps"] and all("rewards/margins" in r for r in it1.dpo_log)
     assert any(not torch.equal(before[k], v) for k, v in res_model_state(tmp_path / "judge").items())
     # baselines and every iteration are evaluated on the held-out items
-    assert set(res.table()) == {"untrained", "self-consistency@2", "best-of-2", "iteration 1"}
+    assert set(res.table()) == {"untrained", "untrained (calibrated)", "self-consistency@2", "best-of-2",
+                                "iteration 1", "iteration 1 (calibrated)"}
+    # calibrated: the same greedy judgments, decided by the verdict probabilities after each feedback
+    for name in ("untrained", "iteration 1"):
+        cal, plain = res.table()[f"{name} (calibrated)"], res.table()[name]
+        assert cal["judgments"] == plain["judgments"] == 4 and cal["with_probs"] == 2
+        assert 0.0 < cal["mean_p_first"] < 1.0 and "mean_p_first" not in plain
     assert res.table()["untrained"]["n"] == 2
     # the same judges without the grammar (free_eval), and the grammar sent to the sampling backend
     assert set(res.free) == {"untrained", "iteration 1"} and res.table()["untrained"]["constrained"]
@@ -76,6 +83,9 @@ def test_one_dpo_iteration_on_a_tiny_model(tmp_path, store):
                        backend_factory=factory)
     assert sum(x.samples_generated for x in backends) == n_before
     assert res2.iterations[1].pairs == 6
+    # ... and reports the loss and steps its DPO pass had
+    assert (res2.iterations[1].train_loss, res2.iterations[1].metrics["dpo_steps"]) == (it1.train_loss,
+                                                                                        it1.metrics["dpo_steps"])
 
 
 def res_model_state(path):

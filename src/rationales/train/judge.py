@@ -72,11 +72,15 @@ class JudgeTrainConfig(TrainConfig):
     best_of_n: bool = opt(True, "Also evaluate the best-of-N baseline (one scoring pass per sampled judgment).")
     free_eval: bool = opt(False, "Also evaluate every judge greedily without the grammar: does it write a readable "
                                  "verdict on its own?")
+    calibrate: bool = opt(False, "Pairwise: also evaluate every judge with calibrated verdicts (P(A) vs P(B) after "
+                                 "each feedback, averaged over both orders; no new generations).")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mode not in ("pairwise", "absolute"):
             raise UnknownNameError("judge mode", self.mode, ("pairwise", "absolute"))
+        if self.calibrate and self.mode != "pairwise":
+            raise TrainConfigError("--calibrate decides A vs B pairs; it needs --mode pairwise.")
         for name in ("iterations", "n", "judge_max_tokens", "per_item", "pairs_per_problem", "max_train_items",
                      "max_test_items", "generation_batch"):
             v = getattr(self, name)
@@ -110,6 +114,7 @@ class JudgeIteration:
     metrics: dict[str, Any]
     seconds: float
     pair_stats: dict[str, int] = field(default_factory=dict)
+    dpo_log: list[dict[str, Any]] = field(default_factory=list)  # the DPO trainer's logged rows
 
 
 @dataclass
@@ -124,13 +129,20 @@ class JudgeTrainResult:
     seconds: float
     key: str
     free: dict[str, dict[str, Any]] = field(default_factory=dict)  # the same judges without the grammar
+    calibrated: dict[str, dict[str, Any]] = field(default_factory=dict)  # the same judgments, calibrated verdicts
 
     def table(self) -> dict[str, dict[str, Any]]:
-        """judge name -> held-out metrics, in report order."""
+        """judge name -> held-out metrics, in report order (``X (calibrated)`` after each judge X
+        evaluated with calibrated verdicts)."""
         out = {"untrained": self.iterations[0].metrics}
+        if "untrained" in self.calibrated:
+            out["untrained (calibrated)"] = self.calibrated["untrained"]
         out.update(self.baselines)
         for it in self.iterations[1:]:
-            out[f"iteration {it.iteration}"] = it.metrics
+            name = f"iteration {it.iteration}"
+            out[name] = it.metrics
+            if name in self.calibrated:
+                out[f"{name} (calibrated)"] = self.calibrated[name]
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,13 +152,13 @@ class JudgeTrainResult:
 
 
 def _judge_config(n: int, temperature: float, max_tokens: int, seed: int, aggregate: str = "majority",
-                  grammar: bool = True) -> Any:
+                  grammar: bool = True, calibrate: bool = False) -> Any:
     """Sampled judgments of the loop: no retries and no forced verdicts, so an unreadable one (only
     possible without the grammar) is the judge's own and counts as unparsed."""
     from ..verify.judge import JudgeConfig
 
     return JudgeConfig(n=n, temperature=temperature if n > 1 else 0.0, max_tokens=max_tokens, seed=seed,
-                       aggregate=aggregate, grammar=grammar, retries=0, force=False)
+                       aggregate=aggregate, grammar=grammar, retries=0, force=False, calibrate=calibrate)
 
 
 def _make_judge(config: JudgeTrainConfig, backend: Any, store: Any, jcfg: Any) -> Any:
@@ -190,9 +202,10 @@ def load_items(config: JudgeTrainConfig, store: Any) -> tuple[list[Any], list[An
 
 
 def dpo_train(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], config: JudgeTrainConfig,
-              output_dir: str | Path) -> tuple[Any, float | None, int]:
+              output_dir: str | Path, history: list[dict[str, Any]] | None = None) -> tuple[Any, float | None, int]:
     """One DPO pass (TRL) over conversational preference rows; returns (model, loss, steps).
-    The reference model is a frozen copy of ``model`` as it enters this iteration."""
+    The reference model is a frozen copy of ``model`` as it enters this iteration. ``history``
+    (a list) receives the trainer's logged rows (step, loss, rewards/accuracies, rewards/margins)."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -213,6 +226,9 @@ def dpo_train(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], config
     model.train()
     trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=ds, processing_class=tokenizer)
     out = trainer.train()
+    if history is not None:
+        keep = ("step", "epoch", "loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
+        history.extend({k: row[k] for k in keep if k in row} for row in trainer.state.log_history if "loss" in row)
     model = trainer.model
     if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters in, the next iteration starts plain
         model = model.merge_and_unload()
@@ -274,20 +290,24 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
             return TransformersBackend(model=model, tokenizer=tok, model_id=tag(k),
                                        batch_size=config.generation_batch)
 
-        def evaluate(k: int, n: int = 1, aggregate: str = "majority", grammar: bool | None = None) -> dict[str, Any]:
+        def evaluate(k: int, n: int = 1, aggregate: str = "majority", grammar: bool | None = None,
+                     calibrate: bool = False) -> dict[str, Any]:
             grammar = config.grammar if grammar is None else grammar
-            jcfg = _judge_config(n, config.temperature, config.judge_max_tokens, config.seed + 1, aggregate, grammar)
+            jcfg = _judge_config(n, config.temperature, config.judge_max_tokens, config.seed + 1, aggregate, grammar,
+                                 calibrate)
             backend = backend_for(k)
             judge = _make_judge(config, backend, store, jcfg)
-            js = judge.judge(test)
-            free = "" if grammar == config.grammar else (":free" if not grammar else ":grammar")
+            js = judge.judge(test)  # calibrated: the same (cached) judgments, plus their verdict probabilities
+            free = ("" if grammar == config.grammar else (":free" if not grammar else ":grammar")) + \
+                (":calibrated" if calibrate else "")
             store.put_blob(f"judge-train:{key}:eval:iter{k}:n{n}:{aggregate}{free}", "judge_train_eval",
                            [j.as_dict() for j in js])
             m = _metrics(config, js, test)
             m["constrained"] = bool(judge.engine.constrained)
             say(f"held-out, judge of iteration {k}, n={n} {aggregate}{free}: "
                 + ", ".join(f"{name} {m.get(name)}" for name in ("accuracy", "ci_low", "ci_high", "strict_accuracy",
-                                                                  "unparsed_rate", "position_bias", "pearson")
+                                                                  "unparsed_rate", "position_bias", "pearson",
+                                                                  "mean_p_first", "mean_p_gold")
                             if name in m))
             return m
 
@@ -295,6 +315,9 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
         t_it = time.time()
         iterations = [JudgeIteration(0, None, 0, 0, None, evaluate(0), time.time() - t_it)]
         free_evals: dict[str, dict[str, Any]] = {}
+        calibrated: dict[str, dict[str, Any]] = {}
+        if config.calibrate:
+            calibrated["untrained"] = evaluate(0, calibrate=True)
         if config.free_eval and config.grammar:
             say("held-out, untrained judge without the grammar")
             free_evals["untrained"] = evaluate(0, grammar=False)
@@ -325,27 +348,34 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
                                          "--n or --temperature, or use more items.")
                 say(f"iteration {k}: no pairs left; stopping")
                 break
-            loss, steps = None, 0
+            loss, steps, dpo_log = None, 0, []
             if (iter_dir / "config.json").is_file():  # finished before: resume from the saved model
                 from transformers import AutoModelForCausalLM
 
                 say(f"iteration {k}: loading the saved model from {iter_dir}")
                 model = AutoModelForCausalLM.from_pretrained(str(iter_dir))
                 model.eval()
+                done = store.get_blob(f"judge-train:{key}:iter{k}:dpo") or {}  # what that run's DPO reported
+                loss, steps, dpo_log = done.get("loss"), int(done.get("steps", 0)), list(done.get("log", []))
             else:
                 say(f"iteration {k}: DPO on {len(rows)} pairs")
-                model, loss, steps = dpo_train(model, tok, rows, config, out / f"iter-{k}-work")
+                model, loss, steps = dpo_train(model, tok, rows, config, out / f"iter-{k}-work", dpo_log)
                 _save(model, tok, iter_dir)
+                store.put_blob(f"judge-train:{key}:iter{k}:dpo", "judge_train_dpo",
+                               {"loss": loss, "steps": steps, "log": dpo_log})
+            say(f"iteration {k}: DPO loss {loss}, {steps} steps; logged {dpo_log}")
             say(f"iteration {k}: evaluating")
             metrics = evaluate(k)
             metrics["dpo_steps"] = steps
+            if config.calibrate:
+                calibrated[f"iteration {k}"] = evaluate(k, calibrate=True)
             if config.free_eval and config.grammar:
                 free_evals[f"iteration {k}"] = evaluate(k, grammar=False)
             iterations.append(JudgeIteration(k, str(iter_dir), len(js), len(rows), loss, metrics, time.time() - t_it,
-                                             stats))
+                                             stats, dpo_log))
         _save(model, tok, out)
         result = JudgeTrainResult(str(out), iterations, baselines, len(train), len(test), time.time() - t0, key,
-                                  free_evals)
+                                  free_evals, calibrated)
         provenance = {"store": str(store.path), "mode": config.mode, "split": config.split,
                       "train_items": len(train), "test_items": len(test), "rubric": config.rubric,
                       "source_model": config.source_model, "judgments_key": key}
