@@ -165,7 +165,7 @@ def load_samples(store: Any, backend: Any, problems: list[Any], args: argparse.N
 
 def phase_labels(backend: Any, store: Any, clock: Clock, train: list[Any], args: argparse.Namespace) -> dict[str, Any]:
     """Tool checks and cheap MC labels on the training samples (never on test problems)."""
-    from rationales.data.labels import mc_search_labels
+    from rationales.verify.mc import mc_search_labels
     from rationales.verify.arithmetic import check_rationale
 
     probs, _, samples = load_samples(store, backend, train, args, n=args.train_samples)
@@ -610,7 +610,7 @@ def phase_processbench(backend: Any, store: Any, clock: Clock, train: list[Any],
                        args: argparse.Namespace) -> dict[str, Any]:
     """Step-error detection F1: built items (disjoint from training problems) and the model's own
     test rationales labelled by MC; trained PRM vs tool checker vs the model as its own PRM."""
-    from rationales.data.labels import mc_search_labels
+    from rationales.verify.mc import mc_search_labels
     from rationales.verify.processbench import Item, build_from_gsm_symbolic, evaluate_step_detector
     from rationales.verify.prm import LLMPRM
     from rationales.verify.trained_prm import load_prm

@@ -72,6 +72,24 @@ def test_verify_tool_and_mc_saves_checks_and_writes_report(tmp_path, setup, caps
         assert len(st.rationales(method="mc_rollout")) == 4
 
 
+def test_verify_mc_binary_search_labels_with_fewer_rollouts(tmp_path, setup, capsys):
+    """``--mc-search binary``: the right rationale's steps are +1 and the wrong one's last step
+    -1 for free; its first error is searched from the one non-final step (2 rollouts)."""
+    path, script, (wrong_id, right_id) = setup
+    code, out, err = cli(capsys, "verify", "--store", path, "--backend", "fake", "--model", script, "--checkers",
+                         "mc", "--mc-search", "binary", "--mc-samples", "2", "--out", tmp_path / "out", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["mc_search"]["searched"] == 1 and summary["mc_search"]["free_positive"] == 2
+    assert summary["mc_search"]["rollouts"] <= 2  # a probe stops at its first success
+    with Store(path) as st:
+        assert [s.verdict("mc") for s in st.get_rationale(right_id).steps] == [1, 1]
+        assert [s.verdict("mc") for s in st.get_rationale(wrong_id).steps] == [1, -1]
+        assert len(st.rationales(method="mc_rollout")) == summary["mc_search"]["rollouts"]
+    code, out, err = cli(capsys, "verify", "--store", path, "--checkers", "mc", "--mc-search", "nope")
+    assert code != 0 and "MC search" in (out + err) and "Traceback" not in (out + err)
+
+
 def test_verify_prm_and_genprm_table(tmp_path, setup, capsys):
     path, script, (wrong_id, _) = setup
     code, out, err = cli(capsys, "verify", "--store", path, "--backend", "fake", "--model", script, "--checkers",

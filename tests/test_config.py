@@ -98,7 +98,8 @@ def test_the_cli_passes_every_flag_into_the_config(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("command,values", [
     ("verify", dict(store="s.sqlite", checkers="tool,mc", backend="fake", model="m.json", base_url="http://x",
-                    method="cot", limit=3, mc_samples=2, mc_max_tokens=7, temperature=0.3, threshold=0.25,
+                    method="cot", limit=3, mc_samples=2, mc_max_tokens=7, mc_search="binary", mc_wrong_per_problem=2,
+                    mc_solved_only=True, temperature=0.3, threshold=0.25,
                     rel_tol=0.01, rule="majority", seed=5, out="o", ray="local", ray_actors=3, json_out=True)),
     ("patch", dict(feedback_file="fb.jsonl", store="s.sqlite", backend="fake", model="m.json",
                    base_url="http://x", out="o", max_tokens=99, json_out=True)),

@@ -144,7 +144,7 @@ def test_mc_search_labels_free_labels_and_binary_search(tmp_path):
     """Correct rationales label all steps +1 with no rollout; a wrong one's first error is found
     by binary search with rollouts that reach the gold only from prefixes before the error."""
     from rationales.backends.fake import FakeBackend
-    from rationales.data.labels import mc_search_labels
+    from rationales.verify.mc import mc_search_labels
 
     p = Problem.make("What is 2 + 2 + 2 + 2 + 2?", 10, source="hand", answer_type="number")
     good_text = "2 + 2 = 4\n4 + 2 = 6\n6 + 2 = 8\n8 + 2 = 10\nThe answer is 10."
@@ -180,7 +180,7 @@ def test_mc_search_solved_only_skips_problems_no_sample_solves(tmp_path):
     """``solved_only``: a wrong rationale of a problem no given rationale solves keeps its free
     last-step label and costs no rollout; one of a solved problem is still searched."""
     from rationales.backends.fake import FakeBackend
-    from rationales.data.labels import mc_search_labels
+    from rationales.verify.mc import mc_search_labels
 
     solved = Problem.make("What is 2 + 2 + 2?", 6, source="hand", answer_type="number")
     hard = Problem.make("What is 3 + 3 + 3?", 9, source="hand", answer_type="number")

@@ -29,6 +29,9 @@ def verify_cmd(
     limit: Optional[int] = opt(VerifyConfig, "limit", "--limit", "-k"),
     mc_samples: int = opt(VerifyConfig, "mc_samples", "--mc-samples"),
     mc_max_tokens: int = opt(VerifyConfig, "mc_max_tokens", "--mc-max-tokens"),
+    mc_search: str = opt(VerifyConfig, "mc_search", "--mc-search"),
+    mc_wrong_per_problem: Optional[int] = opt(VerifyConfig, "mc_wrong_per_problem", "--mc-wrong-per-problem"),
+    mc_solved_only: bool = opt(VerifyConfig, "mc_solved_only", "--mc-solved-only/--mc-all-problems"),
     temperature: float = opt(VerifyConfig, "temperature", help="Temperature of the MC rollouts."),
     threshold: float = opt(VerifyConfig, "threshold"),
     rel_tol: float = opt(VerifyConfig, "rel_tol", "--rel-tol"),
@@ -46,6 +49,7 @@ def verify_cmd(
 
     cfg = VerifyConfig(store=store, checkers=checkers.split(","), backend=backend, model=model, base_url=base_url,
                        method=method, limit=limit, mc_samples=mc_samples, mc_max_tokens=mc_max_tokens,
+                       mc_search=mc_search, mc_wrong_per_problem=mc_wrong_per_problem, mc_solved_only=mc_solved_only,
                        temperature=temperature, threshold=threshold, rel_tol=rel_tol, rule=rule, seed=seed, out=out,
                        ray=ray, ray_actors=ray_actors)
     with open_store(cfg.store, create=False) as st:  # rationales are checked before a model is loaded
@@ -54,7 +58,7 @@ def verify_cmd(
         if not json_out:
             say(err_console, f"{len(items.rationales)} rationales, {items.steps} steps, checkers: "
                 f"{', '.join(cfg.checkers)}", bold="rationales verify")
-        total = mc_rollouts(items.rationales, cfg.mc_samples) if "mc" in cfg.checkers else 0
+        total = mc_rollouts(items.rationales, cfg.mc_samples) if "mc" in cfg.checkers and cfg.mc_search == "every" else 0
         with progress_bar(total, "mc rollouts", enabled=not json_out and total > 0) as advance:
             result = verify(items, st, be, cfg, on_progress=advance)
     result.store = store
@@ -69,6 +73,11 @@ def verify_cmd(
     if "genprm" in summary:
         say(out_console, f"genprm verdicts parsed: {summary['genprm']['parsed']}, "
             f"unparsed: {summary['genprm']['failed']}")
+    if "mc_search" in summary:
+        ms = summary["mc_search"]
+        say(out_console, f"mc binary search: {ms['searched']} wrong rationales searched ({ms['skipped_unsolved']} "
+            f"skipped, unsolved), {ms['rollouts']} rollouts, {ms['tokens']} tokens, {ms['steps_labelled']} steps "
+            f"labelled ({ms['free_positive']} +1 and {ms['free_negative']} -1 free)")
     say(out_console, f"report: {summary['report']}")
 
 

@@ -102,7 +102,7 @@ class CompareResult(SamplingRunResult):
 class VerifyResult(JobResult):
     """``rationales verify``: per-checker verdict counts, agreement and consensus labels."""
 
-    optional = ("report", "genprm", "backend")
+    optional = ("report", "genprm", "backend", "mc_search")
 
     rationales: int
     steps: int
@@ -111,6 +111,7 @@ class VerifyResult(JobResult):
     consensus: dict[str, Any]
     verdicts: dict[str, dict[str, int]]
     genprm: dict[str, int] | None = None
+    mc_search: dict[str, int] | None = None  # --mc-search binary: searched, rollouts, tokens, labels
     backend: str | None = None
     store: str = ""
     report: str | None = None

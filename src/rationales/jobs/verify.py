@@ -118,6 +118,9 @@ def verify_summary(rationales: Sequence[Rationale], checkers: list[str], counts:
             "rule": rule, "consensus": counts, "verdicts": verdicts}
 
 
+MC_SEARCHES = ("every", "binary")
+
+
 @dataclass
 class VerifyConfig(OutputConfig, BackendConfig, SamplingConfig):
     """Settings of ``rationales verify`` (temperature and seed: of the MC rollouts)."""
@@ -130,6 +133,16 @@ class VerifyConfig(OutputConfig, BackendConfig, SamplingConfig):
     limit: int | None = setting(None, lo=1, hi=10_000_000, help="Verify only the first K rationales.")
     mc_samples: int = setting(8, lo=1, hi=MAX_SAMPLES, help="MC rollouts per step (Math-Shepherd N).")
     mc_max_tokens: int = setting(256, lo=1, hi=MAX_TOKENS, help="Max new tokens per MC rollout.")
+    mc_search: str = setting("every", choices=MC_SEARCHES, what="MC search",
+                             help="mc: every = --mc-samples rollouts from every step (Math-Shepherd); binary = free "
+                                  "labels (a right rationale's steps +1, a wrong one's last step -1) and a binary "
+                                  "search for a wrong rationale's first error, a probe stopping at its first "
+                                  "success (OmegaPRM): a fraction of the rollouts.")
+    mc_wrong_per_problem: int | None = setting(None, lo=1, hi=MAX_SAMPLES,
+                                               help="mc binary: search at most K wrong rationales per problem "
+                                                    "(the others keep their free labels).")
+    mc_solved_only: bool = setting(False, help="mc binary: search only problems that one of the rationales solves "
+                                               "(on the others every rollout fails: full cost, all steps -1).")
     threshold: float = setting(0.5, lo=0.0, hi=1.0, help="PRM reward at or above which a step is +1.")
     rel_tol: float = setting(1e-6, lo=0.0, hi=1.0, help="Relative tolerance of the arithmetic check.")
     rule: str = setting("agree", choices=CONSENSUS_RULES, what="consensus rule", help="Consensus rule: agree | majority | tool_first.")
@@ -166,6 +179,15 @@ def verify(items: VerifyInput, store: Store, backend: Backend | None, config: Ve
                 except Exception as e:  # one rationale the checker cannot handle must not stop verify
                     r.outcome = "error"
                     r.meta["error"] = f"tool check failed: {type(e).__name__}: {e}"[:500]
+        elif name == "mc" and cfg.mc_search == "binary":
+            from ..verify.mc import mc_search_labels
+
+            st: dict[str, Any] = {}
+            mc_search_labels(probs, rationales, backend, store, n=cfg.mc_samples, temperature=cfg.temperature,
+                             max_tokens=cfg.mc_max_tokens, seed=cfg.seed,
+                             max_wrong_per_problem=cfg.mc_wrong_per_problem, solved_only=cfg.mc_solved_only, stats=st)
+            info["mc_search"] = {k: st[k] for k in ("searched", "skipped_unsolved", "probes", "rollouts", "tokens",
+                                                    "free_positive", "free_negative", "steps_labelled")}
         elif name == "mc":
             from ..verify.mc import mc_labels
 

@@ -105,3 +105,120 @@ def mc_summary(rationales: Sequence[Rationale]) -> dict[str, Any]:
 
 
 __all__ = ["mc_labels", "mc_summary", "rollout_template", "ROLLOUT_METHOD"]
+
+
+def mc_search_labels(problems: Any, rationales: Sequence[Rationale], backend: Any, store: Any, *, n: int = 4,
+                     wave: int = 2, max_tokens: int = 320, temperature: float = 0.7, seed: int = 0,
+                     max_wrong_per_problem: int | None = None, solved_only: bool = False,
+                     stats: dict[str, Any] | None = None) -> list[Rationale]:
+    """Math-Shepherd hard labels at a fraction of the rollouts (``Check(kind="mc",
+    by="math-shepherd")``, in place; store them with ``store.put_rationales``):
+
+    * a rationale with the right answer is itself a completion from each of its prefixes that
+      reaches the gold answer, so every step is +1 without a rollout (``detail["inferred"]``);
+    * a wrong rationale's last step is -1 (its prefix is the whole rationale);
+    * the first wrong step of a wrong rationale is found by binary search (OmegaPRM, Luo et al.
+      2024): probe the middle step with rollouts; a rollout reaching the gold answer makes that
+      step and all before it +1, none makes it and all after it -1 (Math-Shepherd's label is
+      monotone along a path in expectation; the probed steps carry their measured soft label,
+      the others are marked inferred);
+    * rollouts of all probes of all rationales run in one batched ``generate`` per wave of
+      ``wave`` samples, up to ``n`` per probe; a probe stops at its first success.
+
+    Rollouts are ordinary stored samples (``method=ROLLOUT_METHOD``): a rerun costs nothing.
+    ``max_wrong_per_problem`` bounds the searched wrong rationales per problem (the others keep
+    only their free labels). ``solved_only`` searches only problems that one of the given
+    rationales solves: where no sample reaches the gold, rollouts almost never do either, so the
+    search pays its full budget (``n`` rollouts per probe) to label every step -1, which says
+    "this problem is hard", not which step went wrong (``stats["skipped_unsolved"]``).
+    ``stats`` is filled with rollouts, tokens and labelled steps."""
+    from ..generate import GenerationStats
+
+    probs = align_problems(problems, rationales)
+    gstats = GenerationStats()
+    st = stats if stats is not None else {}
+    for key in ("rollouts", "tokens", "probes", "searched", "free_positive", "free_negative", "skipped_unsolved"):
+        st.setdefault(key, 0)
+    solved = {p.id for r, p in zip(rationales, probs)
+              if r.steps and (bool(r.correct) if r.correct is not None else check_answer(p, r.answer) is True)}
+
+    def put(step: Any, verdict: int, score: float | None, detail: dict[str, Any]) -> None:
+        step.checks = [c for c in step.checks if not (c.kind == "mc" and c.by == CHECK_BY)]
+        step.checks.append(Check(kind="mc", by=CHECK_BY, verdict=verdict, score=score, detail=detail))
+
+    searches: list[dict[str, Any]] = []
+    wrong_seen: dict[str, int] = {}
+    for r, p in zip(rationales, probs):
+        if not r.steps or (p.gold is None and p.answer_type != "reasoning_gym"):
+            continue
+        correct = bool(r.correct) if r.correct is not None else check_answer(p, r.answer) is True
+        if correct:
+            for s in r.steps:
+                put(s, 1, None, {"inferred": "the rationale itself reaches the gold answer"})
+            st["free_positive"] += len(r.steps)
+            continue
+        put(r.steps[-1], -1, 0.0, {"n": 0, "final": True})
+        st["free_negative"] += 1
+        k = wrong_seen.get(p.id, 0)
+        if len(r.steps) < 2 or (max_wrong_per_problem is not None and k >= max_wrong_per_problem):
+            continue
+        if solved_only and p.id not in solved:
+            st["skipped_unsolved"] += 1
+            continue
+        wrong_seen[p.id] = k + 1
+        searches.append({"r": r, "p": p, "prompt": render(rollout_template(r), question=p.question, context=p.context),
+                         "lo": 0, "hi": len(r.steps) - 1, "probed": {}})
+    st["searched"] += len(searches)
+
+    while True:
+        active = [s for s in searches if s["lo"] < s["hi"]]
+        if not active:
+            break
+        probes = []
+        for s in active:
+            mid = (s["lo"] + s["hi"]) // 2
+            probes.append((s, mid, {"hits": 0, "n": 0}))
+        drawn = 0
+        while True:
+            todo = [(s, mid, acc) for s, mid, acc in probes if acc["hits"] == 0 and acc["n"] < n]
+            if not todo:
+                break
+            upto = min(n, drawn + wave)
+            specs = []
+            for s, mid, _ in todo:
+                prefix = steps_prefix([x.text for x in s["r"].steps[:mid + 1]])
+                specs.append(SampleSpec(problem=s["p"], prompt=s["prompt"], n=upto, temperature=temperature,
+                                        max_tokens=max_tokens, seed=seed, method=ROLLOUT_METHOD, parent_id=s["r"].id,
+                                        raw_prompt=continuation_prompt(backend, s["prompt"], prefix),
+                                        meta={"step": mid, "search": "binary"}))
+            results = generate(specs, backend, store, stats=gstats)
+            for (s, mid, acc), rolls in zip(todo, results):
+                prefix = steps_prefix([x.text for x in s["r"].steps[:mid + 1]])
+                for roll in rolls[drawn:upto]:  # every drawn rollout counts, even after a success
+                    st["rollouts"] += 1
+                    st["tokens"] += roll.tokens
+                    if acc["hits"] == 0:
+                        acc["n"] += 1
+                        acc["hits"] += check_answer(s["p"], extract_answer(prefix + roll.text)) is True
+            drawn = upto
+        st["probes"] += len(probes)
+        for s, mid, acc in probes:
+            s["probed"][mid] = acc
+            if acc["hits"]:
+                s["lo"] = mid + 1
+            else:
+                s["hi"] = mid
+    for s in searches:
+        r, first = s["r"], s["hi"]
+        for i, step in enumerate(r.steps[:-1]):
+            acc = s["probed"].get(i)
+            if acc is not None:
+                put(step, 1 if acc["hits"] else -1, acc["hits"] / max(1, acc["n"]),
+                    {"n": acc["n"], "correct": acc["hits"], "search": "binary", "stopped_early": bool(acc["hits"])})
+            else:
+                put(step, 1 if i < first else -1, None,
+                    {"inferred": f"binary search: first wrong step is {first}", "search": "binary"})
+    st["tokens_new"] = st.get("tokens_new", 0) + gstats.tokens_new
+    st["steps_labelled"] = sum(1 for r in rationales for s in r.steps
+                               if any(c.kind == "mc" and c.by == CHECK_BY for c in s.checks))
+    return list(rationales)
