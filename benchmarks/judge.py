@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import os
 import sys
@@ -142,6 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--n", type=int, default=4, help="judgments sampled per item and order while training")
     ap.add_argument("--max-items", type=int, default=30, help="at most this many train and test items each")
+    ap.add_argument("--max-train-items", type=int, default=None, help="at most this many train items (default --max-items)")
+    ap.add_argument("--max-test-items", type=int, default=None, help="at most this many test items (default --max-items)")
+    ap.add_argument("--test-fraction", type=float, default=0.5, help="share of problems held out")
+    ap.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                    help="also evaluate every greedy judge with calibrated verdicts (P(A) vs P(B) after each "
+                         "feedback, averaged over both orders)")
+    ap.add_argument("--default-judge-items", type=int, default=None,
+                    help="the default model as judge on at most this many of the test pairs (default all)")
+    ap.add_argument("--abs-items", type=int, default=40,
+                    help="the default model's absolute scores on at most this many test rationales (0: skip)")
     ap.add_argument("--judge-max-tokens", type=int, default=160)
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--beta", type=float, default=0.1)
@@ -220,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed)
     if args.max_chars:
         pairs = [it for it in pairs if max(len(it.response_a), len(it.response_b)) <= args.max_chars]
-    train, test = split_items(store, pairs, name="judge-bench", test_fraction=0.5, seed=args.seed)
-    train, test = train[:args.max_items], test[:args.max_items]
+    train, test = split_items(store, pairs, name="judge-bench", test_fraction=args.test_fraction, seed=args.seed)
+    train = train[:args.max_train_items or args.max_items]
+    test = test[:args.max_test_items or args.max_items]
     test_pids = {it.meta["problem_id"] for it in test}
     log(f"{len(pairs)} pairs: {len(train)} train / {len(test)} test items")
     if not train or not test:
@@ -243,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                             iterations=args.iterations, n=args.n, eval_n=args.eval_n, temperature=0.8,
                             judge_max_tokens=args.judge_max_tokens, lr=args.lr, beta=args.beta, batch_size=2,
                             grad_accum=2, epochs=args.epochs, max_length=1024, seed=args.seed, progress=False,
-                            logging_steps=5, grammar=not args.no_grammar, best_of_n=args.best_of,
-                            free_eval=args.free_eval == "all")
+                            logging_steps=1, grammar=not args.no_grammar, best_of_n=args.best_of,
+                            free_eval=args.free_eval == "all", calibrate=args.calibrate,
+                            test_fraction=args.test_fraction)
     t4 = time.time()
     with model_lock():  # loading / rebuilding the GGUF
         from rationales.train.models import load_base_model
@@ -281,6 +294,56 @@ def main(argv: list[str] | None = None) -> int:
     table = res.table()
     del model
 
+    base = table["untrained"]["outcomes"]
+
+    def previous(name: str) -> str | None:
+        """The judge an iteration is compared with: the one before it, of the same variant."""
+        if not name.startswith("iteration "):
+            return None
+        k = int(name.split()[1])
+        suffix = name[len(f"iteration {k}"):]
+        prev = "untrained" if k == 1 else f"iteration {k - 1}"
+        return prev + suffix if prev + suffix in table else None
+
+    rows_out: dict[str, Any] = {}
+    for name, m in list(table.items()) + [(f"{k} (no grammar)", v) for k, v in res.free.items()]:
+        oc = m.get("outcomes", {})
+        ids = sorted(set(base) & set(oc))
+        mc = mcnemar([base[i] == 1.0 for i in ids], [oc[i] == 1.0 for i in ids]) if name != "untrained" else None
+        prev = previous(name)
+        mp = None
+        if prev is not None:
+            po = table[prev]["outcomes"]
+            common = sorted(set(po) & set(oc))
+            mp = {"vs": prev, **mcnemar([po[i] == 1.0 for i in common], [oc[i] == 1.0 for i in common])}
+        rows_out[name] = {k: v for k, v in m.items() if k != "outcomes"} | {"mcnemar_vs_untrained": mc,
+                                                                            "mcnemar_vs_previous": mp}
+    iters = []
+    for it in res.iterations[1:]:
+        iters.append({"iteration": it.iteration, "pairs": it.pairs, "train_items": it.train_judgments,
+                      "pair_stats": it.pair_stats, "train_loss": it.train_loss,
+                      "dpo_steps": it.metrics.get("dpo_steps"), "dpo_log": it.dpo_log, "seconds": round(it.seconds)})
+
+    def write_results(default_rows: dict[str, Any]) -> None:
+        if not args.results:
+            return
+        import json
+
+        elapsed = time.time() - t0
+        doc = {"benchmark": "benchmarks/judge.py", "date": time.strftime("%Y-%m-%d"), "args": vars(args),
+               "task": "reasoning_gym:basic_arithmetic", "rationale_model": args.model, "judge_model": args.judge_model,
+               "problems": len(problems), "rationales": len(rats), "correct": right, "pairs": len(pairs),
+               "train_items": len(train), "test_items": len(test), "test_problems": len(test_pids),
+               "grammar": tcfg.grammar, "judges": rows_out, "iterations": iters, "default_model_judge": default_rows,
+               "seconds": {"total": round(elapsed), "sampling": round(t_gen), "judge_loop": round(t_train),
+                           "default_judge": default_rows.get("seconds", 0)},
+               "cpu": f"taskset -c 1, {args.threads} thread(s), core shared with other processes"}
+        os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+        with open(args.results, "w") as fh:
+            json.dump(doc, fh, indent=1, default=str)
+
+    write_results({})  # the loop's numbers, before the default-model judge (which may be cut short)
+
     # 4. the default model as judge (offline benchmark, llama.cpp with the GBNF grammar)
     default_rows: dict[str, Any] = {}
     if not args.skip_default_judge:
@@ -288,17 +351,25 @@ def main(argv: list[str] | None = None) -> int:
         t3 = time.time()
         backend = Locked(get_backend("llamacpp", model=args.model, n_ctx=4096, n_threads=args.threads,
                                      n_parallel=16), chunk=8)
+        dtest = test[:args.default_judge_items or len(test)]
         cfg = JudgeConfig(max_tokens=args.judge_max_tokens, retries=1, force=False, grammar=not args.no_grammar)
         pj = PairwiseJudge(backend, "correctness", cfg, store=store)
-        pjs = pj.judge(test)
-        default_rows["pairwise"] = pairwise_agreement(pjs, test)
-        abs_items = absolute_items(store, model=backend.model, method="cot", problem_ids=test_pids)
-        aj = AbsoluteJudge(backend, "correctness", cfg, store=store)
-        ajs = aj.judge(abs_items)
-        default_rows["absolute"] = absolute_agreement(ajs, abs_items)
+        pjs = pj.judge(dtest)
+        default_rows["pairwise"] = pairwise_agreement(pjs, dtest)
         default_rows["constrained"] = bool(pj.engine.constrained)
+        log(f"default model as judge, pairwise: {default_rows['pairwise']}")
+        if args.calibrate:
+            cj = PairwiseJudge(backend, "correctness", dataclasses.replace(cfg, calibrate=True), store=store)
+            default_rows["pairwise_calibrated"] = pairwise_agreement(cj.judge(dtest), dtest)
+            log(f"default model as judge, calibrated: {default_rows['pairwise_calibrated']}")
+        write_results(default_rows | {"seconds": round(time.time() - t3)})
+        if args.abs_items:
+            abs_items = absolute_items(store, model=backend.model, method="cot", problem_ids=test_pids)[:args.abs_items]
+            aj = AbsoluteJudge(backend, "correctness", cfg, store=store)
+            ajs = aj.judge(abs_items)
+            default_rows["absolute"] = absolute_agreement(ajs, abs_items)
+            log(f"default model as judge, absolute: {default_rows['absolute']}")
         default_rows["seconds"] = round(time.time() - t3)
-        log(f"default model as judge: {default_rows}")
         backend._b.close()
         _held["phase"] = False
         release()
@@ -306,53 +377,37 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"task reasoning_gym:basic_arithmetic, {len(problems)} problems x {args.samples} samples of {args.model}: "
           f"{len(rats)} rationales, {right} correct; {len(pairs)} (correct, wrong) pairs -> {len(train)} train / "
-          f"{len(test)} test items on disjoint problems")
+          f"{len(test)} test items ({len(test_pids)} test problems) on disjoint problems")
     if default_rows:
-        p, a = default_rows["pairwise"], default_rows["absolute"]
-        print(f"{args.model} as judge (grammar: {default_rows['constrained']}): pairwise accuracy {fmt(p)}, "
-              f"position bias {p['position_bias']}, unparsed {p['unparsed_rate']}; absolute vs correctness on "
-              f"{a['n']} rationales: accuracy {fmt(a)}, pearson {a['pearson']}, spearman {a['spearman']}, "
-              f"kappa {a['kappa_quadratic']}, unparsed {a['unparsed_rate']}, mean score by gold "
-              f"{a['mean_score_by_gold']}")
+        p = default_rows["pairwise"]
+        print(f"{args.model} as judge (grammar: {default_rows['constrained']}) on {p['n']} test pairs: accuracy "
+              f"{fmt(p)}, position bias {p['position_bias']}, unparsed {p['unparsed_rate']}")
+        if "pairwise_calibrated" in default_rows:
+            c = default_rows["pairwise_calibrated"]
+            print(f"  calibrated: accuracy {fmt(c)}, mean P(first) {c.get('mean_p_first')}, mean P(gold) "
+                  f"{c.get('mean_p_gold')}")
+        if "absolute" in default_rows:
+            a = default_rows["absolute"]
+            print(f"  absolute vs correctness on {a['n']} rationales: accuracy {fmt(a)}, pearson {a['pearson']}, "
+                  f"spearman {a['spearman']}, kappa {a['kappa_quadratic']}, unparsed {a['unparsed_rate']}, "
+                  f"mean score by gold {a['mean_score_by_gold']}")
     print(f"\n{args.judge_model} judge on {len(test)} held-out pairs (both orders; ties 0.5; "
           f"grammar: {tcfg.grammar}):")
-    print(f"{'judge':24s} {'accuracy [95% CI]':>24s} {'strict':>7s} {'unparsed':>9s} {'pos. bias':>9s} "
-          f"{'McNemar p vs untrained':>22s}")
-    base = table["untrained"]["outcomes"]
-    mcn: dict[str, Any] = {}
-    rows_out = {}
-    for name, m in list(table.items()) + [(f"{k} (no grammar)", v) for k, v in res.free.items()]:
-        oc = m.get("outcomes", {})
-        ids = sorted(set(base) & set(oc))
-        mc = mcnemar([base[i] == 1.0 for i in ids], [oc[i] == 1.0 for i in ids]) if name != "untrained" else None
-        mcn[name] = mc
-        rows_out[name] = {k: v for k, v in m.items() if k != "outcomes"} | {"mcnemar_vs_untrained": mc}
-        print(f"{name:24s} {fmt(m):>24s} {m['strict_accuracy']:7.3f} {m['unparsed_rate']:9.3f} "
-              f"{str(m['position_bias']):>9s} {'' if mc is None else mc['p_value']:>22}")
-    iters = []
-    for it in res.iterations[1:]:
-        print(f"iteration {it.iteration}: {it.pairs} DPO pairs from {it.train_judgments} judged items "
-              f"({it.pair_stats}), loss {it.train_loss}, {it.seconds:.0f} s")
-        iters.append({"iteration": it.iteration, "pairs": it.pairs, "train_items": it.train_judgments,
-                      "pair_stats": it.pair_stats, "train_loss": it.train_loss, "seconds": round(it.seconds)})
+    print(f"{'judge':28s} {'accuracy [95% CI]':>22s} {'strict':>7s} {'unparsed':>9s} {'pos. bias':>9s} "
+          f"{'P(first)':>8s} {'P(gold)':>8s} {'McNemar p vs untrained':>22s} {'vs previous':>12s}")
+    for name, m in rows_out.items():
+        mc, mp = m["mcnemar_vs_untrained"], m["mcnemar_vs_previous"]
+        print(f"{name:28s} {fmt(m):>22s} {m['strict_accuracy']:7.3f} {m['unparsed_rate']:9.3f} "
+              f"{str(m['position_bias']):>9s} {str(m.get('mean_p_first', '')):>8s} {str(m.get('mean_p_gold', '')):>8s} "
+              f"{'' if mc is None else mc['p_value']:>22} {'' if mp is None else mp['p_value']:>12}")
+    for it in iters:
+        print(f"iteration {it['iteration']}: {it['pairs']} DPO pairs from {it['train_items']} judged items "
+              f"({it['pair_stats']}), {it['dpo_steps']} DPO steps, loss {it['train_loss']}, {it['seconds']} s")
     print(f"time: {elapsed / 60:.1f} min total ({t_gen / 60:.1f} sampling rationales, "
           f"{t_train / 60:.1f} judge training + eval, {default_rows.get('seconds', 0) / 60:.1f} default-model judge)")
     print("summary: pairwise accuracy on held-out pairs, " + ", ".join(
         f"{k} {m['accuracy']:.2f} (unparsed {m['unparsed_rate']:.2f})" for k, m in table.items()))
-    if args.results:
-        import json
-
-        doc = {"benchmark": "benchmarks/judge.py", "date": time.strftime("%Y-%m-%d"), "args": vars(args),
-               "task": "reasoning_gym:basic_arithmetic", "rationale_model": args.model, "judge_model": args.judge_model,
-               "problems": len(problems), "rationales": len(rats), "correct": right, "pairs": len(pairs),
-               "train_items": len(train), "test_items": len(test), "grammar": tcfg.grammar,
-               "judges": rows_out, "iterations": iters, "default_model_judge": default_rows,
-               "seconds": {"total": round(elapsed), "sampling": round(t_gen), "judge_loop": round(t_train),
-                           "default_judge": default_rows.get("seconds", 0)},
-               "cpu": f"taskset -c 1, {args.threads} thread(s), core shared with other processes"}
-        os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
-        with open(args.results, "w") as fh:
-            json.dump(doc, fh, indent=1, default=str)
+    write_results(default_rows)
     store.close()
     return 0
 
