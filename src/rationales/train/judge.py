@@ -14,7 +14,8 @@ Each iteration k = 1..K (the paper: 2):
 4. the new judge is saved (``OUTPUT/iter-k``, a plain HF directory) and evaluated on held-out
    items (disjoint problems) with greedy judgments.
 
-Baselines on the same held-out items, before any training: the untrained judge (greedy), its
+Baselines on the same held-out items (evaluated after the iterations, on a copy of the untrained
+judge, so a time-boxed run has the loop's numbers first): the untrained judge (greedy), its
 self-consistency (majority of ``eval_n`` sampled judgments per order) and best-of-N (the sampled
 judgment with the highest mean token log-likelihood under the judge). Verdicts are read with
 the lenient parser and no forced fallback, so the unparsed rate is the judge's own. By default
@@ -282,20 +283,21 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
         key = content_hash("judge-train", config.model, config.mode, config.rubric, config.seed, config.n,
                            config.temperature, config.beta, config.lr, config.epochs, config.grammar, [it.id for it in train],
                            [it.id for it in test], length=12)
-        tag = lambda k: f"{config.model}@judge-{key}-iter{k}"  # noqa: E731 - the model id judgments are cached under
+        # the model id judgments are cached under: the untrained judge's do not depend on the items
+        tag = lambda k: f"{config.model}@judge-{key}-iter{k}" if k else f"{config.model}@judge-untrained"  # noqa: E731
 
-        def backend_for(k: int) -> Any:
+        def backend_for(k: int, m: Any = None) -> Any:
+            m = model if m is None else m
             if backend_factory is not None:
-                return backend_factory(model, tok, tag(k))
-            return TransformersBackend(model=model, tokenizer=tok, model_id=tag(k),
-                                       batch_size=config.generation_batch)
+                return backend_factory(m, tok, tag(k))
+            return TransformersBackend(model=m, tokenizer=tok, model_id=tag(k), batch_size=config.generation_batch)
 
         def evaluate(k: int, n: int = 1, aggregate: str = "majority", grammar: bool | None = None,
-                     calibrate: bool = False) -> dict[str, Any]:
+                     calibrate: bool = False, m: Any = None) -> dict[str, Any]:
             grammar = config.grammar if grammar is None else grammar
             jcfg = _judge_config(n, config.temperature, config.judge_max_tokens, config.seed + 1, aggregate, grammar,
                                  calibrate)
-            backend = backend_for(k)
+            backend = backend_for(k, m)
             judge = _make_judge(config, backend, store, jcfg)
             js = judge.judge(test)  # calibrated: the same (cached) judgments, plus their verdict probabilities
             free = ("" if grammar == config.grammar else (":free" if not grammar else ":grammar")) + \
@@ -322,11 +324,9 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
             say("held-out, untrained judge without the grammar")
             free_evals["untrained"] = evaluate(0, grammar=False)
         baselines: dict[str, dict[str, Any]] = {}
-        if config.eval_n > 1:
-            say(f"baselines: self-consistency{' and best-of-' + str(config.eval_n) if config.best_of_n else ''}")
-            baselines[f"self-consistency@{config.eval_n}"] = evaluate(0, config.eval_n, "majority")
-            if config.best_of_n:
-                baselines[f"best-of-{config.eval_n}"] = evaluate(0, config.eval_n, "best")
+        # the baselines run after the iterations (a time-boxed run has the loop's numbers first), on
+        # a copy of the untrained judge (DPO trains the model in place)
+        untrained = copy.deepcopy(model) if config.eval_n > 1 else None
         for k in range(1, config.iterations + 1):
             t_it = time.time()
             iter_dir = out / f"iter-{k}"
@@ -373,6 +373,12 @@ def train_judge(config: JudgeTrainConfig, *, store: Any = None, train_items: Seq
                 free_evals[f"iteration {k}"] = evaluate(k, grammar=False)
             iterations.append(JudgeIteration(k, str(iter_dir), len(js), len(rows), loss, metrics, time.time() - t_it,
                                              stats, dpo_log))
+        if untrained is not None:
+            say(f"baselines: self-consistency{' and best-of-' + str(config.eval_n) if config.best_of_n else ''}")
+            baselines[f"self-consistency@{config.eval_n}"] = evaluate(0, config.eval_n, "majority", m=untrained)
+            if config.best_of_n:
+                baselines[f"best-of-{config.eval_n}"] = evaluate(0, config.eval_n, "best", m=untrained)
+            del untrained
         _save(model, tok, out)
         result = JudgeTrainResult(str(out), iterations, baselines, len(train), len(test), time.time() - t0, key,
                                   free_evals, calibrated)
