@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-train-items", type=int, default=None, help="at most this many train items (default --max-items)")
     ap.add_argument("--max-test-items", type=int, default=None, help="at most this many test items (default --max-items)")
     ap.add_argument("--test-fraction", type=float, default=0.5, help="share of problems held out")
+    ap.add_argument("--per-problem", type=int, default=2, help="(correct, wrong) pairs per problem (distinct rationales)")
+    ap.add_argument("--per-item", type=int, default=1, help="DPO pairs per training item and order per iteration")
+    ap.add_argument("--temperature", type=float, default=0.8, help="temperature of the sampled judgments")
     ap.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
                     help="also evaluate every greedy judge with calibrated verdicts (P(A) vs P(B) after each "
                          "feedback, averaged over both orders)")
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     # 2. items, disjoint by problem
-    pairs = reasoning_pairs(store, model=backend.model, method="cot", problem_ids=pids, per_problem=2,
+    pairs = reasoning_pairs(store, model=backend.model, method="cot", problem_ids=pids, per_problem=args.per_problem,
                             seed=args.seed)
     if args.max_chars:
         pairs = [it for it in pairs if max(len(it.response_a), len(it.response_b)) <= args.max_chars]
@@ -252,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         return Locked(TransformersBackend(model=model, tokenizer=tok, model_id=model_id, batch_size=8), chunk=8)
 
     tcfg = JudgeTrainConfig(model=args.judge_model, data=args.store, output_dir=os.path.join(out, "trained-judge"),
-                            iterations=args.iterations, n=args.n, eval_n=args.eval_n, temperature=0.8,
+                            iterations=args.iterations, n=args.n, eval_n=args.eval_n, temperature=args.temperature,
+                            per_item=args.per_item,
                             judge_max_tokens=args.judge_max_tokens, lr=args.lr, beta=args.beta, batch_size=2,
                             grad_accum=2, epochs=args.epochs, max_length=1024, seed=args.seed, progress=False,
                             logging_steps=1, grammar=not args.no_grammar, best_of_n=args.best_of,
