@@ -155,6 +155,11 @@ def test_qcrd_end_to_end_stores_self_adversarial_negatives_and_resumes(data, tmp
     assert [r["neg_scale"] for r in rounds] == pytest.approx([1.0, 0.9])
     assert rounds[1]["discriminator_updates"] == 4 and res.steps == 4
     assert res.metrics["eval_rows"] > 0 and "eval_ce_margin" in res.metrics  # held-out positives vs negatives
+    for r in rounds:  # the loss terms are logged per round: 2 steps x 2 questions, positives' CE, picked lengths
+        t = r["terms"]
+        assert t["questions_seen"] == 4 and set(t["first"]) == set(t["last"])
+        assert t["first"]["ce_pos"] > 0 and 0.0 <= t["first"]["hinge_active"] <= 1.0
+        assert 1 <= t["first"]["picked_pos_tokens"] <= cfg.max_length and t["first"]["neg_tokens"] > 0
     with Store(data) as st:
         negs = st.rationales(method=NEGATIVE_METHOD)
         assert len(negs) == 2 * res.examples and {r.sampling.temperature for r in negs} == {1.5}

@@ -201,6 +201,7 @@ def _qcrd_trainer_class() -> Any:
         def __init__(self, *a: Any, qcrd: QCRDTrainConfig, neg_scale: float, disc: Discriminator | None, **kw: Any):
             super().__init__(*a, **kw)
             self.qcrd, self.neg_scale, self.disc = qcrd, neg_scale, disc
+            self.terms: list[dict[str, Any]] = []
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **_: Any) -> Any:
             import torch
@@ -220,6 +221,7 @@ def _qcrd_trainer_class() -> Any:
             else:
                 weight = prior.to(ce.dtype)
             losses = []
+            ntok = (labels[:, 1:] != -100).sum(1)
             for g in torch.unique(group):
                 sel = group == g
                 pos, neg = sel & positive, sel & ~positive
@@ -227,8 +229,31 @@ def _qcrd_trainer_class() -> Any:
                     continue
                 losses.append(qcrd_loss(ce[pos], weight[pos], ce[neg], weight[neg], alpha1=self.qcrd.alpha1,
                                         alpha2=self.qcrd.alpha2, delta=self.qcrd.delta, neg_scale=self.neg_scale))
+                if model.training:
+                    self._record_terms(ce[pos].detach(), weight[pos].detach(), ntok[pos], ce[neg].detach(), ntok[neg])
             loss = torch.stack(losses).mean()
             return (loss, out) if return_outputs else loss
+
+        def _record_terms(self, pce: Any, pw: Any, pn: Any, nce: Any, nn: Any) -> None:
+            """Per question: the CE of positives/negatives, how many negatives the hinge still
+            pushes, and the length of the positive the imitation term picks (for the round's log)."""
+            k = int((pw * pce).argmin())
+            self.terms.append({"ce_pos": float(pce.mean()), "ce_neg": float(nce.mean()) if nce.numel() else None,
+                               "hinge_active": float((nce < self.qcrd.delta).float().mean()) if nce.numel() else None,
+                               "picked_pos_tokens": int(pn[k]), "pos_tokens": float(pn.float().mean()),
+                               "neg_tokens": float(nn.float().mean()) if nn.numel() else None})
+
+        def term_summary(self) -> dict[str, Any]:
+            """Means of the recorded terms over the first and the last quarter of the round."""
+            if not self.terms:
+                return {}
+            q = max(1, len(self.terms) // 4)
+
+            def mean(part: list[dict[str, Any]]) -> dict[str, Any]:
+                vals = {k: [t[k] for t in part if t[k] is not None] for k in part[0]}
+                return {k: round(sum(v) / len(v), 4) if v else None for k, v in vals.items()}
+
+            return {"questions_seen": len(self.terms), "first": mean(self.terms[:q]), "last": mean(self.terms[-q:])}
 
     class SaveDiscriminator(TrainerCallback):
         def __init__(self, disc: Discriminator):
@@ -407,7 +432,8 @@ def train_qcrd(cfg: QCRDTrainConfig, *, callbacks: list[Any] | None = None) -> T
             torch.save(disc.state(), rdir / "qcrd_discriminator.pt")
         state = {"round": r, "steps": int(trainer.state.global_step), "train_loss": last_loss,
                  "negatives_from_round": src_round, "student_negatives": neg_counts,
-                 "neg_scale": cfg.neg_decay ** (r - 1), "discriminator_updates": disc.updates if disc else None}
+                 "neg_scale": cfg.neg_decay ** (r - 1), "discriminator_updates": disc.updates if disc else None,
+                 "terms": trainer.term_summary()}
         (rdir / "round.json").write_text(json.dumps(state), encoding="utf-8")
         history.append(state)
         total_steps += state["steps"]
