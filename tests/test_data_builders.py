@@ -170,6 +170,41 @@ def test_contrastive_rows(store):
     assert r["sc_answer"] == "3"
 
 
+def test_has_reasoning():
+    from rationales.data.contrastive import has_reasoning
+
+    assert not has_reasoning("The answer is -9.")
+    assert not has_reasoning("Therefore, the final answer is \\(\\boxed{61}\\).")
+    assert not has_reasoning("  ")
+    assert has_reasoning("-3 - 6 = -9\nThe answer is -9.")
+    assert has_reasoning("First, 2 + 1 = 3.\nThe answer is 3.")
+    assert has_reasoning("2 + 1 = 3, so the answer is 3.")  # the calculation before the marker counts
+
+
+def test_contrastive_positives_are_rationales_not_bare_answers(store):
+    """A teacher sample that is only "The answer is N." agrees with self-consistency but is no
+    rationale: it is not a positive (counted), unless need_reasoning=False; the K cut applies
+    after it, so it does not take a real rationale's place."""
+    from rationales.data.contrastive import contrastive_rows
+
+    make_training_store(store)
+    p = store.get_problem(contrastive_rows(store, DataFilter(split="all"))[0]["problem_id"])
+    bare = f"The answer is {p.gold}."
+    store.put_rationales([rat(p, bare, p.gold, True, 9)])
+    kept = contrastive_rows(store, DataFilter(split="all"), max_positives=5, need_reasoning=False)
+    assert bare in next(r for r in kept if r["problem_id"] == p.id)["positives"]
+    prov: dict = {}
+    rows = contrastive_rows(store, DataFilter(split="all"), max_positives=5, provenance=prov)
+    r0 = next(r for r in rows if r["problem_id"] == p.id)
+    assert len(r0["positives"]) == 2 and bare not in r0["positives"]
+    assert bare not in r0["negatives"]  # it agrees with self-consistency: not a negative either
+    assert prov["positives_without_reasoning"] == 1 and prov["filters"]["max_per_problem"] == 5
+    one: dict = {}
+    assert all(len(r["positives"]) == 1 for r in contrastive_rows(store, DataFilter(split="all"), max_positives=1,
+                                                                  provenance=one))
+    assert one["positives_over_k"] == 6 and one["positives"] == 6
+
+
 def test_export_files_and_dataset(store, tmp_path):
     from datasets import load_dataset
 

@@ -131,3 +131,31 @@ def test_cli_options_are_the_config_fields():
             default = f.default if f.default is not dataclasses.MISSING else ",".join(f.default_factory())
             assert params[f.name].default.default == default, (cls.__name__, f.name)
             assert params[f.name].default.help.startswith(f.metadata["help"][:20])
+
+
+def test_drop_bare_positives_keeps_weights_aligned():
+    from rationales.train.qcrd import drop_bare_positives
+
+    rows = [{"prompt": "q", "positives": ["The answer is 4.", "2 + 2 = 4.\nThe answer is 4.", "\\boxed{4}"],
+             "positive_weights": [0.9, 0.6, 0.3], "negatives": ["The answer is 5."], "negative_weights": [0.1]},
+            {"prompt": "r", "positives": ["The answer is 1."], "negatives": []}]
+    out, dropped = drop_bare_positives(rows)
+    assert dropped == 3
+    assert out[0]["positives"] == ["2 + 2 = 4.\nThe answer is 4."] and out[0]["positive_weights"] == [0.6]
+    assert out[0]["negatives"] == ["The answer is 5."]  # negatives are untouched
+    assert out[1]["positives"] == [] and rows[0]["positives"][0] == "The answer is 4."  # input not mutated
+
+
+def test_qcrd_min_over_positives_puts_all_imitation_on_the_lowest_ce_one():
+    """Why a bare answer among the positives matters: the imitation term's gradient goes to the
+    argmin positive only. Hand-checked: CE (1.23 bare, 1.70, 1.55), w 0.5 each -> loss 0.5 * 0.5 *
+    1.23 = 0.3075, gradient (0.25, 0, 0)."""
+    import torch
+
+    from rationales.train.qcrd import qcrd_loss
+
+    ce = torch.tensor([1.23, 1.70, 1.55], requires_grad=True)
+    loss = qcrd_loss(ce, torch.full((3,), 0.5))
+    loss.backward()
+    assert loss.item() == pytest.approx(0.3075)
+    assert ce.grad.tolist() == pytest.approx([0.25, 0.0, 0.0])

@@ -14,6 +14,13 @@ One row per problem: ``prompt`` (conversational messages or a standard string),
   problem's answered rationales (self-consistency agreement); ``w_pos = s``, ``w_neg = 1 - s``,
   as in QCRD's discriminator weighting. The trainer's online discriminator replaces them.
 
+* Positives are *rationales*: with ``need_reasoning`` (default), a sample that is only an answer
+  statement ("The answer is -9.", a bare ``\\boxed{}``: no reasoning before it,
+  ``score.utility.rationale_body``) is not a positive; the provenance counts them
+  (``positives_without_reasoning``). Measured on a 0.5B teacher (``benchmarks/qcrd_terms.py``):
+  9% of its T=0.7 samples were bare answers, and QCRD's min over positives picks exactly those
+  (their token-mean CE is the lowest), which taught the student to drop its rationales.
+
 Problems with no positive are left out (there is nothing to imitate); the provenance counts them.
 """
 
@@ -33,14 +40,25 @@ def _key(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def has_reasoning(text: str) -> bool:
+    """Whether ``text`` has some reasoning besides its final-answer statement."""
+    from ..score.utility import rationale_body
+
+    return any(ch.isalnum() for ch in rationale_body(text))
+
+
 def contrastive_rows(store: Store, f: DataFilter | None = None, *, style: str = "conversational",
-                     max_positives: int = 5, max_negatives: int = 5,
+                     max_positives: int = 5, max_negatives: int = 5, need_reasoning: bool = True,
                      provenance: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     check_style(style)
-    f = replace(f or DataFilter(), agree_sc=True, dedupe=True, max_per_problem=max_positives)
+    f = replace(f or DataFilter(), agree_sc=True, dedupe=True, max_per_problem=None)
     sel = select(store, f)
-    rows, no_pos, n_neg = [], 0, 0
+    rows, no_pos, n_neg, bare, over_k = [], 0, 0, 0, 0
     for g in sel.groups:
+        pos = [r for r in g.rationales if not need_reasoning or has_reasoning(r.text)]
+        bare += len(g.rationales) - len(pos)
+        over_k += max(0, len(pos) - max_positives)
+        g.rationales = pos[:max_positives]
         if not g.rationales:
             no_pos += 1
             continue
@@ -73,7 +91,9 @@ def contrastive_rows(store: Store, f: DataFilter | None = None, *, style: str = 
                      "positive_ids": [r.id for r in g.rationales], "negative_ids": [r.id for r in negs]})
     prov = dict(sel.provenance, format="contrastive", style=style, rows=len(rows),
                 positives=sum(len(r["positives"]) for r in rows), negatives=n_neg, problems_without_positive=no_pos,
+                positives_without_reasoning=bare, positives_over_k=over_k, need_reasoning=need_reasoning,
                 max_positives=max_positives, max_negatives=max_negatives)
+    prov["filters"] = dict(prov.get("filters", {}), max_per_problem=max_positives)
     return finish_rows(rows, "contrastive", prov, provenance, "QCRD needs teacher rationales that agree with the "
                        "self-consistency answer: sample several per problem (`rationales run -n 5`).")
 

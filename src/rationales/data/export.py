@@ -53,7 +53,7 @@ FORMATS = ("raw", "sft", "dpo", "stepwise", "contrastive", "pinto")
 def dataset_rows(store: Store, fmt: str, f: Any = None, *, style: str = "conversational", layout: str = "messages",
                  reduced: bool = False, pair_sources: tuple[str, ...] = ("outcome",), max_pairs_per_problem: int = 4,
                  label_source: str = "mc", unlabelled: str = "null", max_positives: int = 5,
-                 max_negatives: int = 5, ratio: float = 0.3, n_masks: int = 2) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 max_negatives: int = 5, need_reasoning: bool = True, ratio: float = 0.3, n_masks: int = 2) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of a training dataset in TRL's columns, and their provenance (store, filters, split,
     label source, counts). ``f`` is a ``data.filters.DataFilter``."""
     from .filters import DataFilter
@@ -73,7 +73,7 @@ def dataset_rows(store: Store, fmt: str, f: Any = None, *, style: str = "convers
         from .contrastive import contrastive_rows
 
         rows = contrastive_rows(store, f, style=style, max_positives=max_positives, max_negatives=max_negatives,
-                                provenance=prov)
+                                need_reasoning=need_reasoning, provenance=prov)
     elif fmt == "pinto":
         from .counterfactual import pinto_rows
 

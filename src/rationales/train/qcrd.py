@@ -27,6 +27,13 @@ Choices where the paper leaves room (recorded on purpose):
   cached like any sample (in the data store, or ``OUTPUT/qcrd.sqlite`` for file data); samples
   that reach the self-consistency answer are not used as negatives. The negative weight of
   round r is scaled by ``neg_decay ** (r - 1)``.
+* Positives are rationales (``positives_need_reasoning``, default on): a teacher sample that is
+  only an answer statement ("The answer is -9.") agrees with self-consistency but has no
+  reasoning, and it is exactly what the min over positives picks (the lowest token-mean CE of
+  the set). Measured on Qwen2.5-Coder-0.5B's samples (``benchmarks/qcrd_terms.py``): 7 of 80 were
+  bare answers, in 3 of 16 questions; on one of them a step on the imitation term lowers the
+  bare answer's CE 2.7x as much as the positives'. Kept, they taught a SmolLM2-135M student to
+  drop its rationales (held-out outputs of 6.8 tokens). The loss itself is the paper's.
 * Rounds are resumable: a finished round leaves ``OUTPUT/round-R/model``; an unfinished one
   resumes from its last checkpoint in ``OUTPUT/round-R``.
 """
@@ -84,6 +91,8 @@ class QCRDTrainConfig(DatasetTrainConfig):
     discriminator: bool = opt(True, "Weight rationales by the online discriminator (else by the data's weights).")
     discriminator_lr: float = opt(0.5, "Learning rate of the online discriminator.")
     correct_only: bool = opt(False, "Store data: (QCRD selects positives by self-consistency, not by gold).")
+    positives_need_reasoning: bool = opt(True, "Positives must be rationales: drop bare answer statements "
+                                               "('The answer is 7.') from the positive set.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -100,6 +109,23 @@ class QCRDTrainConfig(DatasetTrainConfig):
             raise TrainConfigError("student_samples and max_negatives must be >= 0, student_max_tokens >= 1.")
         if not math.isfinite(self.student_temperature) or self.student_temperature <= 0:
             raise TrainConfigError(f"student_temperature must be > 0, got {self.student_temperature}.")
+
+
+def drop_bare_positives(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Rows without the positives that are only an answer statement (no reasoning), and how many
+    were dropped. QCRD's min over positives picks the positive with the lowest CE, and a bare
+    "The answer is 7." has the lowest token-mean CE of all: kept, it makes the imitation term
+    teach the student to answer without a rationale (measured: ``benchmarks/qcrd_terms.py``)."""
+    from ..data.contrastive import has_reasoning
+
+    out, dropped = [], 0
+    for row in rows:
+        pos = list(row.get("positives") or [])
+        pw = list(row.get("positive_weights") or [1.0] * len(pos))
+        keep = [i for i, t in enumerate(pos) if has_reasoning(t)]
+        dropped += len(pos) - len(keep)
+        out.append(dict(row, positives=[pos[i] for i in keep], positive_weights=[pw[i] for i in keep]))
+    return out, dropped
 
 
 # ---------------------------------------------------------------- tokenisation and the batch
@@ -359,8 +385,13 @@ def train_qcrd(cfg: QCRDTrainConfig, *, callbacks: list[Any] | None = None) -> T
 
     t0 = time.time()
     rows, held, prov = load_training_rows(cfg, "contrastive", {"max_positives": cfg.max_positives,
-                                                               "max_negatives": cfg.max_negatives})
+                                                               "max_negatives": cfg.max_negatives,
+                                                               "need_reasoning": cfg.positives_need_reasoning})
     require_columns(rows, CONTRASTIVE_COLUMNS, "contrastive", cfg.data)
+    if cfg.positives_need_reasoning:  # file data: the same rule as the store builder
+        rows, bare = drop_bare_positives(rows)
+        if bare:
+            prov = dict(prov, positives_without_reasoning_dropped=bare)
     rows = [r for r in rows if r.get("positives")]
     if not rows:
         raise TrainDataError(f"No question in {cfg.data} has a positive rationale; export with "
