@@ -755,7 +755,6 @@ def main(argv: list[str] | None = None) -> int:
         if "processbench" in phases:
             results["processbench"] = phase_processbench(backend, store, clock, train, test, args)
             store.put_blob("bench:processbench", "bench", results["processbench"])
-        results["grounded"] = store.get_blob("bench:grounded")
         # phases may run in separate processes (e.g. ProcessBench on the other core): merge
         computed = {k for k, ph in (("labels", "labels"), ("probe", "train"), ("eval", "eval"),
                                      ("processbench", "processbench")) if ph in phases}
@@ -763,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
             if k not in computed:
                 results[k] = v
         results["processbench"] = results.get("processbench") or store.get_blob("bench:processbench")
+        results["grounded"] = store.get_blob("bench:grounded")  # after the merge: an older run's null must not win
         results["clock"] = Clock(store).data
         store.put_blob("bench:results", "bench", results)
         report(results)
