@@ -6,7 +6,7 @@ into train and held-out test halves (the split is recorded in the store, blob ``
 1. teacher = the default model (Qwen2.5-Coder-0.5B, llama.cpp) samples 5 rationales per
    *training* problem at T=0.7 (QCRD's positive-set recipe);
 2. student = SmolLM2-135M-Instruct, rebuilt from its GGUF as a plain ``LlamaForCausalLM``;
-3. up to four students, all evaluated greedy through ``--backend transformers`` on the *held-out*
+3. up to five students, all evaluated greedy through ``--backend transformers`` on the *held-out*
    problems only: the base model, SFT on the teacher's correct self-consistent deduplicated
    rationales (``rationales train sft``), SFT on the *verbosity-reduced* versions of exactly those
    rationales (``sft_reduced``: ``score.brevity`` scored by the student's own GGUF, then
@@ -279,7 +279,6 @@ def reduce_sft_rationales(args, store, cfg) -> dict:
 
 
 def run_students(args, store, train, test, t_start) -> int:
-    from rationales.data.filters import select
     from rationales.models import resolve_model
     from rationales.train.models import gguf_to_hf_dir
     from rationales.train.qcrd import QCRDTrainConfig, train_qcrd
