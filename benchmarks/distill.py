@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import math
 import os
 import sys
 import time
@@ -61,18 +60,6 @@ def model_lock(what: str):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def mcnemar_exact(a: list[bool], b: list[bool]) -> tuple[int, int, float]:
-    """(b-only wins, a-only wins, two-sided exact p) for paired outcomes."""
-    n01 = sum(1 for x, y in zip(a, b) if not x and y)
-    n10 = sum(1 for x, y in zip(a, b) if x and not y)
-    n = n01 + n10
-    if n == 0:
-        return n01, n10, 1.0
-    k = min(n01, n10)
-    p = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
-    return n01, n10, min(1.0, 2 * p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,7 +367,7 @@ def run_students(args, store, train, test, t_start) -> int:
 
 
 def report(args, outcomes, trained, train_data, train, timings, t_start, ev_tokens) -> None:
-    from rationales.stats import accuracy
+    from rationales.stats import accuracy, mcnemar_exact
 
     flags = {k: [r["correct"] for r in v] for k, v in outcomes.items()}
     n = len(flags["base"])

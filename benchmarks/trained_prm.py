@@ -349,16 +349,10 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
 
 
 def mcnemar(a: list[bool], b: list[bool]) -> dict[str, Any]:
-    """Exact two-sided McNemar test on paired outcomes (binomial on the discordant pairs)."""
-    from math import comb
+    """Exact two-sided McNemar test on paired outcomes (``rationales.stats.mcnemar_exact``)."""
+    from rationales.stats import mcnemar_exact
 
-    n01 = sum(1 for x, y in zip(a, b) if not x and y)
-    n10 = sum(1 for x, y in zip(a, b) if x and not y)
-    n = n01 + n10
-    if n == 0:
-        return {"b_only": n01, "a_only": n10, "p": 1.0}
-    k = min(n01, n10)
-    p = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
+    n01, n10, p = mcnemar_exact(a, b)
     return {"b_only": n01, "a_only": n10, "p": round(p, 4)}
 
 

@@ -1,4 +1,5 @@
-"""Small statistics used by every report: accuracy with a Wilson 95% interval."""
+"""Small statistics used by every report: accuracy with a Wilson 95% interval, and the exact
+McNemar test on paired right/wrong outcomes."""
 
 from __future__ import annotations
 
@@ -40,3 +41,19 @@ class Accuracy:
 def accuracy(flags: Sequence[bool | None]) -> Accuracy:
     """Accuracy over problems; None (no verdict possible) counts as wrong."""
     return Accuracy(sum(1 for f in flags if f), len(flags))
+
+
+def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float]:
+    """Exact two-sided McNemar test of paired outcomes (a binomial test on the discordant pairs):
+    (items only ``b`` gets right, items only ``a`` gets right, p-value).
+
+    >>> mcnemar_exact([False, False, False, True], [True, True, True, True])
+    (3, 0, 0.25)
+    """
+    b_only = sum(1 for x, y in zip(a, b) if not x and y)
+    a_only = sum(1 for x, y in zip(a, b) if x and not y)
+    n = b_only + a_only
+    if n == 0:
+        return b_only, a_only, 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b_only, a_only) + 1)) / 2 ** n
+    return b_only, a_only, min(1.0, 2 * tail)

@@ -19,14 +19,13 @@ read off the log-probabilities (``forced``, which do count in accuracy and corre
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..records import Problem, Rationale, Score
-from ..stats import wilson_interval
+from ..stats import mcnemar_exact, wilson_interval
 from ..verify.judge import AbsoluteJudge, JudgeItem, Judgment, PairItem
 
 
@@ -186,13 +185,7 @@ def _probability_metrics(rows: Sequence[tuple[Judgment, str]]) -> dict[str, Any]
 
 def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
     """Exact McNemar test on paired right/wrong outcomes of two judges over the same pairs."""
-    b01 = sum(1 for x, y in zip(a, b) if not x and y)
-    b10 = sum(1 for x, y in zip(a, b) if x and not y)
-    m = b01 + b10
-    if m == 0:
-        return {"b01": 0, "b10": 0, "p_value": 1.0}
-    k = min(b01, b10)
-    p = min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m)
+    b01, b10, p = mcnemar_exact(a, b)
     return {"b01": b01, "b10": b10, "p_value": round(p, 4)}
 
 
