@@ -191,8 +191,9 @@ def test_terminal_node_is_revalued_without_generating(store):
 
 
 def test_duplicate_and_empty_proposals(store):
-    """Identical proposals are merged (tokens still count); a node whose proposals are all
-    empty gets no children and is valued by rollouts."""
+    """Line proposals (``whole_expansions=False``): identical proposals are merged (tokens
+    still count); a node whose proposals are all empty gets no children and is valued by
+    rollouts. Whole continuations read past the blank line: the next line is the step."""
     p = Problem.make("What is 2 + 3 * 4?", 14, answer_type="number")
 
     def script(prompt, seed, index):
@@ -203,7 +204,7 @@ def test_duplicate_and_empty_proposals(store):
             return "\nThe answer is 14."  # a blank line first: empty step proposals
         return "The answer is 14."
 
-    tree = grounded_mcts(p, FakeBackend(script=script), store, rollouts=3, children=3)
+    tree = grounded_mcts(p, FakeBackend(script=script), store, rollouts=3, children=3, whole_expansions=False)
     root, a = tree.nodes[0], tree.nodes[1]
     assert len(root.children) == 1 and len(tree.nodes) == 2
     # it1 rollout from A; it2 expands A (nothing) and rolls out again; it3 rolls out again,
@@ -212,6 +213,10 @@ def test_duplicate_and_empty_proposals(store):
     assert len({x["sample_id"] for x in a.rollouts}) == 3 and a.value_sum == pytest.approx(3.0)
     # 3 x 5 (root proposals) + 3 x 1 (an empty proposal counts 1 token) + 3 rollouts x 4
     assert tree.tokens == 15 + 3 + 12
+
+    whole = grounded_mcts(p, FakeBackend(script=script), store, rollouts=3, children=3)
+    a = whole.nodes[1]
+    assert [n.text for n in a.children] == ["The answer is 14."] and a.children[0].terminal
 
 
 def test_lockstep_trees_equal_separate_runs(problem, tmp_path):
@@ -269,6 +274,23 @@ def test_run_method_grounded_cli(tmp_path, capsys):
     assert (tmp_path / "o" / "grounded.html").exists()
     with Store(tmp_path / "s.sqlite") as st:
         assert len(st.rationales(method="grounded_mcts")) == s["paths"] and st.blobs("mcts_tree")
+    assert s["iterations"] == 3 and s["iterations_reused"] == 0 and s["trees_settled"] == 0
+
+    # the `run` samples of the same prompt are reused; settle=2 stops once 2 paths agree
+    assert main(["run", "demo", "--backend", "fake", "--model", str(script), "-n", "2", "-k", "1",
+                 "--store", str(tmp_path / "s2.sqlite"), "--out", str(tmp_path / "o2"), "--json"]) == 0
+    capsys.readouterr()
+    code = main(["run", "demo", "--method", "grounded", "--backend", "fake", "--model", str(script), "-n", "3",
+                 "-k", "1", "-O", "settle=2", "--store", str(tmp_path / "s2.sqlite"), "--out", str(tmp_path / "o2"),
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["iterations_reused"] >= 1 and s["tokens_reused"] > 0
+    code = main(["run", "demo", "--method", "grounded", "--backend", "fake", "--model", str(script), "-n", "3",
+                 "-k", "1", "-O", "reuse=maybe", "--store", str(tmp_path / "s2.sqlite"), "--out", str(tmp_path / "o2")])
+    out, err = capsys.readouterr()
+    assert code != 0 and "reuse" in err and "Traceback" not in err
 
 
 @pytest.mark.model
@@ -282,3 +304,91 @@ def test_grounded_mcts_on_real_model(small_model, store):
     assert all(any(c.kind == "mc" for c in s.checks) for r in tree.rationales for s in r.steps)
     assert store.blobs("mcts_tree")[0][0] == tree.key
     assert all(r.score("hybrid_reward") is not None for r in tree.rationales)
+
+
+# ---------------------------------------------------------------- cost: whole expansions, reuse, settle
+
+
+def _shape(tree):
+    return [(n.text, n.visits, round(n.value_sum, 9)) for n in tree.nodes]
+
+
+def test_whole_expansions_give_the_same_tree_for_fewer_calls(problem, tmp_path):
+    """A child's first rollout is the rest of the continuation that proposed it: on the script
+    the tree is the hand-checked one either way, but 2 calls and 4 samples replace 6 and 8."""
+    from rationales.store import Store
+
+    trees = {}
+    for whole in (False, True):
+        fake = FakeBackend(script=arithmetic_script)
+        with Store(tmp_path / f"{whole}.sqlite") as st:
+            trees[whole] = (grounded_mcts(problem, fake, st, rollouts=4, children=2, whole_expansions=whole), fake)
+    (line, line_fake), (whole, whole_fake) = trees[False], trees[True]
+    assert _shape(whole) == _shape(line)
+    assert whole.root.value_sum == pytest.approx(0.94)
+    assert (line_fake.calls, line_fake.samples_generated) == (6, 8)
+    assert (whole_fake.calls, whole_fake.samples_generated) == (2, 4)
+    # every generated token is counted once: 2 x 14 (root) + 9 + 9 (A's continuations) = 46
+    assert whole.tokens == 46 and {r.id for r in whole.rationales} == {r.id for r in line.rationales}
+
+
+def test_reused_samples_stand_in_for_the_first_iterations(problem, store):
+    """Stored `cot` samples of the same prompt are the root's proposals and their rollouts: the
+    tree is the hand-checked one, and only A's expansion is generated."""
+    from rationales.generate import cot_specs, generate
+
+    generate(cot_specs([problem], n=2), FakeBackend(script=arithmetic_script), store)
+    fake = FakeBackend(script=arithmetic_script)
+    tree = grounded_mcts(problem, fake, store, rollouts=4, children=2)
+    assert [n.text for n in tree.root.children] == ["3 * 4 = 12", "3 * 4 = 13"]
+    assert tree.reused == 2 and tree.reused_tokens == 28 and tree.iterations == 4
+    assert [n.visits for n in tree.nodes] == [4, 3, 1, 1, 1] and tree.root.value_sum == pytest.approx(0.94)
+    assert fake.samples_generated == 2 and tree.tokens == 18  # A's two whole continuations only
+    assert all(x.get("reused") for x in tree.root.children[0].rollouts[:1])
+    # reuse off: the root's proposals are generated (A's expansion comes from the store's cache)
+    off = FakeBackend(script=arithmetic_script)
+    again = grounded_mcts(problem, off, store, rollouts=4, children=2, reuse=False)
+    assert off.samples_generated == 2 and again.reused == 0 and _shape(again) == _shape(tree)
+
+
+def test_settled_tree_stops_early(store):
+    """Every path wrong: after 4 agreeing paths the tree stops (settle=4); settle=0 runs all 8.
+    A tree with right and wrong paths never settles."""
+    p = Problem.make("Compute 2 + 3 * 4.", 14, answer_type="number")  # its own cache (not `problem`'s)
+
+    def wrong(prompt, seed, index):
+        return ["3 * 4 = 13\nThe answer is 15.", "3 * 4 = 11\nThe answer is 13.", "2 + 3 = 6\nThe answer is 24."][index % 3]
+
+    tree = grounded_mcts(p, FakeBackend(script=wrong), store, rollouts=8, children=3)
+    assert (tree.iterations, tree.stopped) == (4, "settled") and tree.root.visits == 4
+    full = grounded_mcts(p, FakeBackend(script=wrong), store, rollouts=8, children=3, settle=0)
+    assert (full.iterations, full.stopped) == (8, None) and full.root.visits == 8
+    mixed = grounded_mcts(Problem.make("What is 2 + 3 * 4?", 14, answer_type="number"),
+                          FakeBackend(script=arithmetic_script), store, rollouts=6, children=2)
+    assert (mixed.iterations, mixed.stopped) == (6, None)
+    back = Tree.from_dict(tree.to_dict())
+    assert (back.iterations, back.stopped, back.reused) == (4, "settled", 0)
+    with pytest.raises(RationalesError, match="settle"):
+        grounded_mcts(p, FakeBackend(script=wrong), store, rollouts=2, settle=-1)
+
+
+def test_stored_samples_that_agree_settle_a_tree_before_any_generation(store):
+    """4 stored samples, all wrong: the 3 with distinct first lines seed the root, and the 4
+    agreeing verdicts settle the tree at once: nothing is generated."""
+    from rationales.generate import cot_specs, generate
+
+    p = Problem.make("Compute 2 + 3 * 4.", 14, answer_type="number")
+
+    def wrong(prompt, seed, index):
+        return ["3 * 4 = 13\nThe answer is 15.", "3 * 4 = 11\nThe answer is 13.", "2 + 3 = 6\nThe answer is 24."][index % 3]
+
+    generate(cot_specs([p], n=4), FakeBackend(script=wrong), store)
+    fake = FakeBackend(script=wrong)
+    tree = grounded_mcts(p, fake, store, rollouts=8, children=3)
+    assert (tree.iterations, tree.reused, tree.stopped) == (3, 3, "settled") and fake.samples_generated == 0
+    assert len(tree.rationales) == 3 and all(r.correct is False for r in tree.rationales)
+    # a problem whose samples disagree is searched to the end
+    q = Problem.make("What is 2 + 3 * 4?", 14, answer_type="number")
+    generate(cot_specs([q], n=2), FakeBackend(script=arithmetic_script), store)
+    mixed = grounded_mcts(q, FakeBackend(script=arithmetic_script), store, rollouts=6, children=2)
+    assert (mixed.iterations, mixed.reused, mixed.stopped) == (6, 2, None)

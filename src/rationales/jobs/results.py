@@ -280,6 +280,10 @@ class GroundedResult(MethodResult):
     steps_tool_wrong: int
     steps_mc_positive: int
     sibling_pairs: int
+    iterations: int = 0  # MCTS iterations over all trees, reused ones included
+    iterations_reused: int = 0  # iterations taken from stored samples (no generation)
+    tokens_reused: int = 0  # tokens of those stored samples
+    trees_settled: int = 0  # trees stopped early: their first `settle` paths agreed
     tree_list: list[Tree] = _record("trees")
 
 

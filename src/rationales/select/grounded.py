@@ -33,18 +33,40 @@ Choices where the paper is silent or does not fit this setting (recorded here on
   (``rel_tol=0.1`` reproduces it), which would pass "3 * 4 = 13" on integer arithmetic.
 * Steps are single lines (``stop=["\\n"]``); identical proposals are merged; the default
   ``max_depth`` is 7 (the paper's range is 5-9); rollouts use the same temperature (0.7).
+
+Cost (issue 11: labels for a few hundred problems on 2 CPU cores). On a CPU a prompt token
+costs about as much as a generated one (Qwen 0.5B, one core: 65 prompt tok/s, 40 tok/s decoding
+16 sequences), and plain MCTS evaluates the problem and its prefix twice per iteration (one
+expansion, one rollout). Three savings the paper does not make, all in the tree's config (its key):
+
+* ``whole_expansions=True``: an expansion samples ``children`` whole continuations of the leaf
+  (one prompt evaluation, its KV cache shared) instead of ``children`` single lines; a child's
+  first rollout is the rest of the continuation that proposed it. That is the same distribution
+  as rolling it out later (the model is autoregressive), so UCT's next visits to the unvisited
+  siblings cost nothing; the price is the rest of children never visited.
+
+* ``reuse=True``: stored samples of the same prompt and model (``rationales run`` writes them,
+  method ``cot``) supply the first ``children`` iterations: a sample's first line is a root
+  proposal and its rest a rollout (``tree.seed_from_samples``). Those samples were drawn with
+  the run's own top-p (0.95 by default) where the tree samples with top-p 1.0.
+* ``settle=4``: a tree stops once ``settle`` final-answer verdicts all agree (all right or all
+  wrong), counting its finished paths and the problem's stored samples (``reuse``): a problem
+  every sample gets wrong (most of them, for a 0.5B model on grade-school problems) keeps the
+  labelled paths it has and spends nothing more; the search goes to the problems with both
+  outcomes, the only ones on which a PRM's choice among samples matters
+  (``tree.stopped == "settled"``). ``settle=0`` runs every tree to ``rollouts``, as the paper.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from ..backends.base import Backend
 from ..errors import RationalesError
 from ..generate import GenerationStats, steps_prefix
-from ..records import Problem
-from .tree import MCTSConfig, Node, StepChecker, Tree, label_paths, run_mcts
+from ..records import Problem, Rationale
+from .tree import MCTSConfig, Node, StepChecker, Tree, label_paths, problem_prompt, run_mcts
 from ..store import Store
 from ..verify.grounded import path_reward
 
@@ -59,23 +81,58 @@ def _default_checker(rel_tol: float) -> StepChecker:
     return lambda step: check_step(step, rel_tol=rel_tol)
 
 
+def stored_samples(store: Store, problems: Sequence[Problem], model: str, template: str = "cot",
+                   method: str = "cot") -> dict[str, list[Rationale]]:
+    """Problem id -> its stored sampled rationales of this prompt and model (temperature > 0,
+    scored without error, sample order): the samples a tree can reuse (``seed_from_samples``)."""
+    out: dict[str, list[Rationale]] = {}
+    for p in problems:
+        prompt_id = problem_prompt(p, template).id
+        rs = [r for r in store.rationales(problem_id=p.id, model=model, method=method)
+              if r.prompt_id == prompt_id and r.sampling.temperature > 0 and r.outcome == "ok" and r.text.strip()]
+        if rs:
+            out[p.id] = sorted(rs, key=lambda r: (r.sample_index, r.sampling.seed, r.id))
+    return out
+
+
+def settled_after(k: int, prior: dict[str, list[Rationale]] | None = None) -> Callable[[Tree], bool]:
+    """A tree is settled once at least ``k`` final-answer verdicts, all the same, are known:
+    its finished paths (repeats counted) plus the problem's stored samples in ``prior`` (a
+    reused sample is counted once, as a sample)."""
+    prior_verdicts = {pid: [bool(r.correct) for r in rs] for pid, rs in (prior or {}).items()}
+
+    def settled(tree: Tree) -> bool:
+        verdicts = list(prior_verdicts.get(tree.problem.id, ()))
+        for rec in tree.paths.values():
+            verdicts += [bool(rec.rationale.correct)] * (rec.visits - (1 if rec.rationale.meta.get("reused") else 0))
+        return len(verdicts) >= k and len(set(verdicts)) == 1
+    return settled
+
+
 def grounded_trees(problems: Sequence[Problem], backend: Backend, store: Store, *, rollouts: int = 10,
                    children: int = 3, c: float = 1.414, max_depth: int = 7, gamma: float = 0.9,
                    temperature: float = 0.7, max_step_tokens: int = 128, rollout_tokens: int = 512,
                    seed: int = 0, rel_tol: float = 1e-6, template: str = "cot", check: StepChecker | None = None,
+                   reuse: bool = True, settle: int = 4, whole_expansions: bool = True,
                    stats: GenerationStats | None = None) -> list[Tree]:
-    """``grounded_mcts`` for many problems, their trees advancing in lockstep (batched)."""
+    """``grounded_mcts`` for many problems, their trees advancing in lockstep (batched); with
+    ``reuse`` stored samples stand in for the first iterations, with ``settle`` > 0 a tree stops
+    once that many finished paths agree on the outcome (module docstring, "Cost")."""
     for p in problems:
         if p.gold is None and p.answer_type != "reasoning_gym":
             raise RationalesError(f"GroundedPRM verifies final answers against gold, but problem {p.id} has "
                                   "none; use a task with answers (e.g. --answer-col).")
+    if settle < 0:
+        raise RationalesError(f"GroundedPRM settle must be 0 (off) or a number of agreeing paths, got {settle}.")
+    extra: dict[str, Any] = {"rel_tol": rel_tol} if check is None else {"check": getattr(check, "__name__", "custom")}
+    extra.update(reuse=bool(reuse), settle=settle)
     cfg = MCTSConfig(rollouts=rollouts, children=children, c=c, max_depth=max_depth, gamma=gamma,
                      temperature=temperature, max_step_tokens=max_step_tokens, rollout_tokens=rollout_tokens,
-                     seed=seed, template=template, method=METHOD,
-                     extra={"rel_tol": rel_tol} if check is None else {"check": getattr(check, "__name__", "custom")})
+                     seed=seed, whole_expansions=whole_expansions, template=template, method=METHOD, extra=extra)
     checker = check if check is not None else _default_checker(rel_tol)
+    seeds = stored_samples(store, problems, backend.model, template) if reuse else None
     trees = run_mcts(problems, backend, store, lambda items: [path_reward(r) for _, _, r in items], cfg,
-                     check=checker, stats=stats)
+                     check=checker, stats=stats, seeds=seeds, settled=settled_after(settle, seeds) if settle else None)
     for t in trees:
         t.rationales = label_paths(t, by=METHOD, score_kind="hybrid_reward")
         store.put_rationales(t.rationales)

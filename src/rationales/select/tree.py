@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,19 @@ def first_line(text: str) -> str:
 _CONTENT = re.compile(r"[^\W_]")  # a letter or digit
 
 
+def split_first_step(text: str) -> tuple[str, str] | None:
+    """A whole continuation as (its first step, the rest after that line), or None when its
+    first non-empty line is no step (no letter or digit, or layout only: ``distinct_steps``)."""
+    lines = text.split("\n")
+    k = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if k is None:
+        return None
+    step = lines[k].strip()
+    if not _CONTENT.search(step) or is_layout(step):
+        return None
+    return step, "\n".join(lines[k + 1:])
+
+
 def distinct_steps(samples: Sequence[Rationale]) -> dict[str, Rationale]:
     """Step text -> the first proposal that wrote it, for the distinct proposals with content.
     Empty lines and layout-only lines (``steps.is_layout``: "\\[", "\\]", "```", "---") are not steps: small models
@@ -112,6 +125,9 @@ class Node:
     sample_id: str | None = None  # the stored proposal this step came from
     expanded: bool = False
     rollouts: list[dict[str, Any]] = field(default_factory=list)  # simulations started here
+    #: rollouts already sampled for this node (the rest of the whole continuation that proposed
+    #: it, ``MCTSConfig.whole_expansions``), used before generating new ones
+    pending: list[tuple[Rationale, str, int]] = field(default_factory=list, repr=False)
 
     @property
     def q(self) -> float:
@@ -198,6 +214,10 @@ class Tree:
     scorer_tokens: int = 0  # tokens a generative scorer spent valuing paths
     paths: dict[str, PathRecord] = field(default_factory=dict)  # finished path id -> record
     rationales: list[Rationale] = field(default_factory=list)
+    iterations: int = 0  # MCTS iterations run (reused samples included)
+    reused: int = 0  # iterations taken from stored samples instead of generated (``seeds``)
+    reused_tokens: int = 0  # tokens of those samples (spent before, not by this tree)
+    stopped: str | None = None  # why the tree stopped before ``rollouts`` iterations ("settled")
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -226,6 +246,8 @@ class Tree:
             "key": self.key, "method": self.method, "problem_id": self.problem.id,
             "question": self.problem.question, "gold": self.problem.gold, "prompt_id": self.prompt.id,
             "config": self.config, "tokens": self.tokens, "scorer_tokens": self.scorer_tokens,
+            "iterations": self.iterations, "reused": self.reused, "reused_tokens": self.reused_tokens,
+            "stopped": self.stopped,
             "nodes": [{
                 "id": n.id, "parent": n.parent.id if n.parent is not None else None, "depth": n.depth,
                 "text": n.text, "visits": n.visits, "value_sum": n.value_sum, "q": n.q, "tokens": n.tokens,
@@ -244,7 +266,9 @@ class Tree:
         problem = problem or Problem(id=data["problem_id"], question=data.get("question", ""), gold=data.get("gold"))
         tree = cls(problem=problem, prompt=RenderedPrompt([], ""), method=data.get("method", ""),
                    config=data.get("config", {}), nodes=[], tokens=data.get("tokens", 0),
-                   scorer_tokens=data.get("scorer_tokens", 0))
+                   scorer_tokens=data.get("scorer_tokens", 0), iterations=data.get("iterations", 0),
+                   reused=data.get("reused", 0), reused_tokens=data.get("reused_tokens", 0),
+                   stopped=data.get("stopped"))
         tree.nodes.clear()  # drop the fresh root: the saved one comes first
         for d in data["nodes"]:
             parent = tree.nodes[d["parent"]] if d["parent"] is not None else None
@@ -264,14 +288,15 @@ class Tree:
 
 def propose_steps(items: Sequence[tuple[Problem, RenderedPrompt, Sequence[str], int, int]], backend: Backend,
                   store: Store, *, temperature: float = 0.7, max_step_tokens: int = 128, method: str = "step",
-                  stats: GenerationStats | None = None) -> list[list[Rationale]]:
+                  stop: Sequence[str] = ("\n",), stats: GenerationStats | None = None) -> list[list[Rationale]]:
     """For each (problem, prompt, prior step texts, n, seed): n sampled next steps, one line
-    each, as stored samples (``first_line(sample.text)`` is the step). One batched call."""
+    each, as stored samples (``first_line(sample.text)`` is the step). One batched call.
+    ``stop=()`` samples whole continuations instead (MCTS ``whole_expansions``)."""
     if temperature <= 0:
         raise RationalesError("Step proposals need a temperature above 0 (n different candidates); "
                               "pass --temperature 0.7 or so.")
     specs = [SampleSpec(problem=p, prompt=prompt, n=n, temperature=temperature, top_p=1.0,
-                        max_tokens=max_step_tokens, stop=["\n"], seed=seed, method=method,
+                        max_tokens=max_step_tokens, stop=list(stop), seed=seed, method=method,
                         raw_prompt=continuation_prompt(backend, prompt, steps_prefix(prior)))
              for p, prompt, prior, n, seed in items]
     return generate(specs, backend, store, stats=stats, segment_mode="lines") if specs else []
@@ -328,6 +353,7 @@ class MCTSConfig(Config):
     max_step_tokens: int = setting(128, lo=1, hi=MAX_TOKENS, help="Max new tokens of one proposed step.")
     rollout_tokens: int = setting(512, lo=1, hi=MAX_TOKENS, help="Max new tokens of a rollout.")
     seed: int = setting(0, lo=-MAX_SEED, hi=MAX_SEED, help="Base seed.")
+    whole_expansions: bool = setting(False, help="Expand with whole continuations: a child's rest is its first rollout.")
     template: str = "cot"
     method: str = "mcts"
     extra: dict[str, Any] = field(default_factory=dict)  # caller settings that change results (tree key)
@@ -336,12 +362,77 @@ class MCTSConfig(Config):
         return dict(self.__dict__)
 
 
+def seed_from_samples(tree: Tree, samples: Sequence[Rationale], cfg: MCTSConfig, model: str,
+                      sampling: Sampling, check: StepChecker | None = None) -> list[tuple[Tree, Node, Rationale, str]]:
+    """Take the tree's first iterations from stored full samples instead of generating them.
+
+    Standard UCT's first ``children`` iterations expand the root into ``children`` proposals and
+    roll each one out once. A stored sample of the same prompt is exactly such a pair: its first
+    line is a proposal and the rest of it a rollout from there. So each sample with a new first
+    line becomes a root child plus one finished path, until the root has ``children`` children
+    (samples repeating a first line are skipped: in UCT that child would be expanded next, not
+    rolled out again). Returns the finished paths to value and back up; the caller does that."""
+    finished: list[tuple[Tree, Node, Rationale, str]] = []
+    root = tree.root
+    for s in samples:
+        if len(root.children) >= cfg.children or tree.iterations >= cfg.rollouts:
+            break
+        split = split_first_step(s.text)
+        if split is None or any(c.text == split[0] for c in root.children):
+            continue
+        text, rest = split
+        share = round(s.tokens * len(text) / max(len(s.text), 1))  # the step's part of the sample's tokens
+        step = Step(index=0, text=text, span=(0, len(text)))
+        node = tree.add_child(root, text, tokens=share, sample_id=s.id, check=check(step) if check else None)
+        root.expanded = True
+        rollout = "" if node.terminal else rest
+        r = path_rationale(tree.problem, tree.prompt, model, cfg.method, [text], rollout, tokens=s.tokens,
+                           finish_reason=s.finish_reason, sampling=sampling, check=check,
+                           meta={"tree": tree.key, "node": node.id, "rollout": s.id, "reused": True})
+        node.rollouts.append({"sample_id": s.id, "tokens": s.tokens - share, "path": r.id, "reused": True})
+        tree.iterations += 1
+        tree.reused += 1
+        tree.reused_tokens += s.tokens
+        finished.append((tree, node, r, rollout))
+    return finished
+
+
+def _value_and_backup(finished: Sequence[tuple[Tree, Node, Rationale, str]], evaluate: PathEvaluator,
+                      gamma: float) -> None:
+    """Value the finished paths (a path seen before keeps its reward) and back them up."""
+    fresh = [(t, node, r) for t, node, r, _ in finished if r.id not in t.paths]
+    rewards: dict[tuple[int, str], float] = {}
+    if fresh:
+        unique: dict[tuple[int, str], tuple[Tree, Node, Rationale]] = {}
+        for t, node, r in fresh:
+            unique.setdefault((id(t), r.id), (t, node, r))
+        rewards = dict(zip(unique.keys(), evaluate(list(unique.values()))))
+    for t, node, r, rollout in finished:
+        if r.id in t.paths:  # the same path again: same reward; credit its deepest tree node
+            rec = t.paths[r.id]
+            rec.visits += 1
+            if node.depth > t.nodes[rec.node].depth:
+                rec.node = node.id
+        else:
+            rec = PathRecord(node=node.id, rollout=rollout,
+                             rollout_tokens=r.tokens - sum(n.tokens for n in node.path()),
+                             rationale=r, reward=float(rewards[(id(t), r.id)]))
+            t.paths[r.id] = rec
+        backup(node, rec.reward, gamma)
+
+
 def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evaluate: PathEvaluator,
              config: MCTSConfig, *, check: StepChecker | None = None, stats: GenerationStats | None = None,
-             examples: list[dict] | None = None, on_iteration: Callable[[int], None] | None = None) -> list[Tree]:
+             examples: list[dict] | None = None, on_iteration: Callable[[int], None] | None = None,
+             seeds: Mapping[str, Sequence[Rationale]] | None = None,
+             settled: Callable[[Tree], bool] | None = None) -> list[Tree]:
     """Run ``config.rollouts`` MCTS iterations on every problem (in lockstep, batched) and
     return the trees with their finished paths (``tree.paths``). Nothing is stored here except
-    the proposals and rollouts themselves (by ``generate``); callers store rationales/trees."""
+    the proposals and rollouts themselves (by ``generate``); callers store rationales/trees.
+
+    ``seeds`` (problem id -> stored full samples of the same prompt and model) supplies the
+    first iterations for free (``seed_from_samples``). ``settled(tree)``, asked after every
+    iteration, stops a tree early (``tree.stopped = "settled"``); the others go on batched."""
     cfg = config
     if cfg.rollouts < 1 or cfg.children < 1 or cfg.max_depth < 1:
         raise RationalesError("MCTS needs rollouts >= 1, children >= 1 and max_depth >= 1.")
@@ -352,10 +443,24 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
     trees = [Tree(problem=p, prompt=problem_prompt(p, cfg.template, examples), method=cfg.method,
                   config=cfg.as_dict()) for p in problems]
 
-    for it in range(cfg.rollouts):
+    def go_on(t: Tree) -> bool:
+        if t.iterations >= cfg.rollouts:
+            return False
+        if settled is not None and t.paths and settled(t):
+            t.stopped = "settled"
+            return False
+        return True
+
+    if seeds:
+        _value_and_backup([f for t in trees for f in seed_from_samples(t, seeds.get(t.problem.id, ()), cfg,
+                                                                        backend.model, sampling, check)],
+                          evaluate, cfg.gamma)
+    active = [t for t in trees if go_on(t)]
+    it = 0
+    while active:
         # 1. selection
         plans: list[list[Any]] = []  # [tree, node, action]
-        for t in trees:
+        for t in active:
             leaf = select_leaf(t.root, cfg.c)
             if leaf.terminal:
                 action = "terminal"
@@ -369,15 +474,26 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
         todo = [p for p in plans if p[2] == "expand"]
         proposals = propose_steps(
             [(t.problem, t.prompt, leaf.step_texts(), cfg.children, cfg.seed) for t, leaf, _ in todo],
-            backend, store, temperature=cfg.temperature, max_step_tokens=cfg.max_step_tokens,
-            method=f"{cfg.method}_step", stats=stats)
+            backend, store, temperature=cfg.temperature,
+            max_step_tokens=cfg.rollout_tokens if cfg.whole_expansions else cfg.max_step_tokens,
+            stop=[] if cfg.whole_expansions else ["\n"], method=f"{cfg.method}_step", stats=stats)
         for plan, samples in zip(todo, proposals):
             t, leaf, _ = plan
             leaf.expanded = True
             t.tokens += sum(s.tokens for s in samples)
-            for text, s in distinct_steps(samples).items():
-                step = Step(index=leaf.depth, text=text, span=(0, len(text)))
-                t.add_child(leaf, text, tokens=s.tokens, sample_id=s.id, check=check(step) if check else None)
+            kids: dict[str, Node] = {}
+            for s in samples:
+                split = split_first_step(s.text)
+                if split is None:
+                    continue
+                text, rest = split
+                share = round(s.tokens * len(text) / max(len(s.text), 1)) if cfg.whole_expansions else s.tokens
+                if text not in kids:
+                    step = Step(index=leaf.depth, text=text, span=(0, len(text)))
+                    kids[text] = t.add_child(leaf, text, tokens=share, sample_id=s.id,
+                                             check=check(step) if check else None)
+                if cfg.whole_expansions:
+                    kids[text].pending.append((s, rest, s.tokens - share))
             if leaf.children:
                 plan[1] = leaf.children[0]
                 plan[2] = "terminal" if plan[1].terminal else "rollout"
@@ -386,49 +502,40 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
 
         # 3. simulation: one rollout per non-terminal node, in one call
         todo = [p for p in plans if p[2] == "rollout"]
+        ready = [p for p in todo if p[1].pending]
+        todo = [p for p in todo if not p[1].pending]
         outs = complete_paths(
             [(t.problem, t.prompt, node.step_texts(), cfg.seed + 1000 * len(node.rollouts)) for t, node, _ in todo],
             backend, store, temperature=cfg.temperature, max_tokens=cfg.rollout_tokens,
             method=f"{cfg.method}_rollout", stats=stats)
         finished: list[tuple[Tree, Node, Rationale, str]] = []
-        for (t, node, _), out in zip(todo, outs):
-            t.tokens += out.tokens
-            texts = node.step_texts()
-            r = path_rationale(t.problem, t.prompt, backend.model, cfg.method, texts, out.text,
-                               tokens=sum(n.tokens for n in node.path()) + out.tokens,
+        sims = [(t, node, out, out.text, out.tokens, True) for (t, node, _), out in zip(todo, outs)]
+        for t, node, _ in ready:  # the rest of the whole continuation that proposed the node
+            out, rest, n_tok = node.pending.pop(0)
+            sims.append((t, node, out, rest, n_tok, False))
+        for t, node, out, text, n_tok, fresh in sims:
+            if fresh:
+                t.tokens += n_tok  # a pending rollout's tokens were counted with its expansion
+            r = path_rationale(t.problem, t.prompt, backend.model, cfg.method, node.step_texts(), text,
+                               tokens=sum(n.tokens for n in node.path()) + n_tok,
                                finish_reason=out.finish_reason, sampling=sampling, check=check,
                                meta={"tree": t.key, "node": node.id, "rollout": out.id})
-            node.rollouts.append({"sample_id": out.id, "tokens": out.tokens, "path": r.id})
-            finished.append((t, node, r, out.text))
+            node.rollouts.append({"sample_id": out.id, "tokens": n_tok, "path": r.id})
+            finished.append((t, node, r, text))
         for t, node, _ in (p for p in plans if p[2] == "terminal"):
             r = path_rationale(t.problem, t.prompt, backend.model, cfg.method, node.step_texts(),
                                tokens=sum(n.tokens for n in node.path()), sampling=sampling, check=check,
                                meta={"tree": t.key, "node": node.id})
             finished.append((t, node, r, ""))
 
-        # 4. value the finished paths (paths seen before keep their reward) and back up
-        fresh = [(t, node, r) for t, node, r, _ in finished if r.id not in t.paths]
-        fresh_ids: dict[tuple[int, str], float] = {}
-        if fresh:
-            unique: dict[tuple[int, str], tuple[Tree, Node, Rationale]] = {}
-            for t, node, r in fresh:
-                unique.setdefault((id(t), r.id), (t, node, r))
-            rewards = evaluate(list(unique.values()))
-            fresh_ids = dict(zip(unique.keys(), rewards))
-        for t, node, r, rollout in finished:
-            if r.id in t.paths:  # the same path again: same reward; credit its deepest tree node
-                rec = t.paths[r.id]
-                rec.visits += 1
-                if node.depth > t.nodes[rec.node].depth:
-                    rec.node = node.id
-            else:
-                rec = PathRecord(node=node.id, rollout=rollout,
-                                 rollout_tokens=r.tokens - sum(n.tokens for n in node.path()),
-                                 rationale=r, reward=float(fresh_ids[(id(t), r.id)]))
-                t.paths[r.id] = rec
-            backup(node, rec.reward, cfg.gamma)
+        # 4. value the finished paths and back up
+        _value_and_backup(finished, evaluate, cfg.gamma)
+        for t in active:
+            t.iterations += 1
+        active = [t for t in active if go_on(t)]
         if on_iteration:
             on_iteration(it)
+        it += 1
     return trees
 
 

@@ -23,6 +23,10 @@ class GroundedOptions(MethodOptions):
     max_depth: int = setting(7, lo=1, hi=64, help="Depth limit in steps.")
     gamma: float = setting(0.9, lo=0.0, hi=1.0, help="Discount of backed-up values.")
     rel_tol: float = setting(1e-6, lo=0.0, hi=1.0, help="Relative tolerance of the tool check.")
+    settle: int = setting(4, lo=0, hi=MAX_SAMPLES,
+                          help="Stop a tree once this many finished paths agree on right/wrong (0: never).")
+    reuse: bool = setting(True, help="Take the first iterations from stored samples of the same prompt and model.")
+    whole_expansions: bool = setting(True, help="Expand with whole continuations (a child's rest is its rollout).")
 
 
 OPTIONS = GroundedOptions
@@ -43,7 +47,8 @@ def run(ctx: MethodContext) -> GroundedResult:
                            children=o.children, c=o.c, max_depth=o.max_depth, gamma=o.gamma,
                            temperature=ctx.temperature if ctx.temperature > 0 else 0.7,
                            rollout_tokens=ctx.max_tokens, seed=ctx.seed, rel_tol=o.rel_tol, template=ctx.template,
-                           stats=stats)
+                           settle=o.settle, reuse=o.reuse,
+                           whole_expansions=o.whole_expansions, stats=stats)
     paths = [r for t in trees for r in t.rationales]
     path_sels = [Selection(r.problem_id, r.answer, r.correct, None, r.tokens, r.id, strategy="grounded path")
                  for r in paths]
@@ -58,4 +63,6 @@ def run(ctx: MethodContext) -> GroundedResult:
         steps_tool_right=sum(1 for s in steps if s.verdict("tool") == 1),
         steps_tool_wrong=sum(1 for s in steps if s.verdict("tool") == -1),
         steps_mc_positive=sum(1 for s in steps if s.verdict("mc") == 1),
-        sibling_pairs=len(pairs), tree_list=trees)
+        sibling_pairs=len(pairs), iterations=sum(t.iterations for t in trees),
+        iterations_reused=sum(t.reused for t in trees), tokens_reused=sum(t.reused_tokens for t in trees),
+        trees_settled=sum(1 for t in trees if t.stopped == "settled"), tree_list=trees)
