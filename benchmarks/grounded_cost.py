@@ -9,6 +9,10 @@ instead of whole continuations), ``--settle 0`` (never stop a tree early), ``--n
 not take iterations from stored samples). All trees advance in lockstep, so every iteration is
 one batched call for all expansions and one for all rollouts.
 
+``--no-reuse`` aside, the samples a store already holds for these problems (``rationales run``,
+method ``cot``, the same prompt and model) are reused: pass a store that has them, e.g. a copy of
+``benchmarks/out/trained_prm.sqlite`` (4 samples per training problem, 8 per test problem).
+
 Every proposal and rollout is cached in the store, so a killed run resumes; the seconds of a
 resumed run are not a cost (cached samples replay), and the result says so (``resumed``).
 The last line is the projected time for 300 problems.
@@ -33,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problems", type=int, default=200, help="training problems (first K of the pool)")
     ap.add_argument("--skip", type=int, default=0, help="start at this pool index")
+    ap.add_argument("--pool", choices=("train", "test"), default="train",
+                    help="gsm_symbolic problems 0..199 (train) or 200..399 (test) of trained_prm.py's pool")
     ap.add_argument("--rollouts", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=384, help="max tokens of a rollout")
     ap.add_argument("--settle", type=int, default=4)
@@ -48,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     from rationales.backends import get_backend
     from rationales.generate import GenerationStats
     from rationales.models import DEFAULT_MODEL
-    from rationales.select.grounded import grounded_trees
+    from rationales.select.grounded import grounded_trees, stored_samples
     from rationales.store import Store
     from rationales.tasks import reasoning_gym
 
-    pool = reasoning_gym.load("gsm_symbolic", size=400, seed=0)[:200]
+    everything = reasoning_gym.load("gsm_symbolic", size=400, seed=0)
+    pool = everything[:200] if args.pool == "train" else everything[200:]
     probs = pool[args.skip:args.skip + args.problems]
     Path(args.store).parent.mkdir(parents=True, exist_ok=True)
     backend = get_backend("llamacpp", model=args.model or DEFAULT_MODEL, n_threads=args.threads,
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = GenerationStats()
     with Store(args.store) as store:
         store.put_problems(probs)
+        stored = sum(len(v) for v in stored_samples(store, probs, backend.model).values())
         t0 = time.time()
         trees = grounded_trees(probs, backend, store, rollouts=args.rollouts, rollout_tokens=args.max_tokens,
                                settle=args.settle, reuse=not args.no_reuse,
@@ -68,12 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     steps = sum(len(r.steps) for t in trees for r in t.rationales)
     n = len(trees)
     res = {
-        "task": "gsm_symbolic", "problems": n, "model": backend.model, "threads": args.threads,
+        "task": "gsm_symbolic", "pool": args.pool, "skip": args.skip, "problems": n, "model": backend.model, "threads": args.threads,
         "parallel": args.parallel, "rollouts": args.rollouts, "max_tokens": args.max_tokens,
         "settle": args.settle, "reuse": not args.no_reuse, "whole_expansions": not args.line_expansions,
         "seconds": round(dt, 1), "resumed": stats.cached > 0,
         "samples_new": stats.new, "samples_cached": stats.cached, "tokens_new": stats.tokens_new,
         "tokens": sum(t.tokens for t in trees), "tokens_reused": sum(t.reused_tokens for t in trees),
+        "stored_samples_per_problem": round(stored / max(n, 1), 2),
         "iterations": sum(t.iterations for t in trees), "iterations_reused": sum(t.reused for t in trees),
         "trees_settled": sum(1 for t in trees if t.stopped == "settled"),
         "paths": sum(len(t.rationales) for t in trees), "paths_right": sum(1 for t in trees for r in t.rationales
