@@ -23,6 +23,12 @@ the whole run, so other short model jobs interleave. The last line is the fracti
 greedy-to-oracle@8 gap that the best trained-PRM strategy closes.
 
     nohup python benchmarks/trained_prm.py --phase all > /tmp/trained_prm.log 2>&1 &
+
+Label sources (``--sources``, the variant choice picks among them on training problems): ``mc``,
+``mc_tool`` and ``grounded``. ``grounded`` trains on the GroundedPRM trees' paths of the training
+problems, so build them in the same store first (``benchmarks/grounded_cost.py --pool train
+--store STORE``); its head is read out of fold on the training samples, the rows every source's
+choice is made on (``cross_val_rewards(score_only=...)``).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from dataclasses import replace
 from typing import Any, Iterator
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -263,8 +270,10 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
     results = {}
     for source in args.sources.split(","):
         out = Path(args.out) / f"probe-{source}"
+        # GroundedPRM labels live on the trees' paths (method grounded_mcts), the others on the samples
         cfg = PRMConfig(kind="probe", model=args.model, data=args.store, label_source=source,
-                        task=f"reasoning_gym:{TASK}", data_method="cot", output_dir=str(out), lr=1e-2,
+                        task=f"reasoning_gym:{TASK}", data_method="grounded_mcts" if source == "grounded" else "cot",
+                        output_dir=str(out), lr=1e-2,
                         l2=args.l2, val_fraction=0.2, probe_hidden=args.hidden, progress=False, n_ctx=2048)
         data = load_prm_data(cfg)
         keep = [i for i in range(len(data.rows)) if data.rows[i]["problem_id"] in train_ids]
@@ -273,14 +282,24 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
         data.provenance["train_problems_only"] = True
         if args.built_train:
             add_built_rows(data, train_ids, args.built_train)
+        # a head fitted on tree paths is read out of fold on the training problems' samples (their
+        # MC labels for the metrics only): the same rows every source's variant choice is made on
+        scored_only: list[int] = []
+        if source == "grounded":
+            cot = load_prm_data(replace(cfg, label_source="mc", data_method="cot"))
+            for r in cot.rows:
+                if r["problem_id"] in train_ids:
+                    data.rows.append(dict(r, label_source="mc_scored_only"))
+                    scored_only.append(len(data.rows) - 1)
+            if not data.train + data.val:
+                raise SystemExit("no GroundedPRM paths on the training problems: run benchmarks/grounded_cost.py "
+                                 "--pool train on this store first")
         cache = Path(args.out) / "features.npz"
-        from dataclasses import replace
-
         from rationales.train.probe import extract_features
         from rationales.verify.trained_prm import StepStates
 
         states = StepStates(backend, n_ctx=2048)
-        rows = data.train + data.val
+        rows = data.train + data.val + scored_only
         t_feat = 0.0
         for i in range(0, len(rows), 40):  # hidden states in locked batches of 40 rationales
             part = replace(data, train=rows[i:i + 40], val=[])
@@ -300,7 +319,8 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
             feats = {k: f[k] for k in f.files}
         from rationales.train.prm import step_metrics
 
-        sample_rows = [i for i in data.train + data.val if data.rows[i].get("label_source") != "built"]
+        fit_rows = [i for i in data.train + data.val if data.rows[i].get("label_source") != "built"]
+        sample_rows = scored_only or fit_rows
 
         def on_samples(rw: dict[str, Any], idx: list[int]) -> dict[str, Any]:
             """Out-of-fold step metrics on the model's own training samples only (not built rows)."""
@@ -316,20 +336,22 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
 
         cv: dict[str, Any] = {}
         for l2 in (1e-3, 1e-2, 1e-1, 1.0):
-            rw, m = cross_val_rewards(cfg, data, feats, backend.model, folds=5, l2=l2)
+            rw, m = cross_val_rewards(cfg, data, feats, backend.model, folds=5, l2=l2, score_only=scored_only)
             cv[str(l2)] = {"metrics": on_samples(rw, sample_rows), "all_rows": m, "rewards": rw}
             log(f"probe[{source}] 5-fold CV on training problems, l2={l2}: {json.dumps(cv[str(l2)]['metrics'])}")
         best_l2 = max(cv, key=lambda k: (cv[k]["metrics"].get("auroc") or 0.0, -float(k)))
         # learning curve: out-of-fold AUROC on the samples vs the share of training problems used
         curve = []
         pids = sorted({data.rows[i]["problem_id"] for i in sample_rows})
-        built = [i for i in data.train + data.val if i not in set(sample_rows)]
+        built = [i for i in data.train + data.val if i not in set(fit_rows)]
         for frac in (0.25, 0.5, 0.75, 1.0):
             keep_p = set(pids[:max(2, int(round(frac * len(pids))))])
             sub = [i for i in sample_rows if data.rows[i]["problem_id"] in keep_p]
+            fit_sub = [i for i in fit_rows if data.rows[i]["problem_id"] in keep_p] if scored_only else sub
             for with_built in ((False, True) if built else (False,)):
                 rw, _ = cross_val_rewards(cfg, data, feats, backend.model, folds=5, l2=float(best_l2),
-                                          rows=sub + (built if with_built else []))
+                                          rows=fit_sub + (built if with_built else []),
+                                          score_only=sub if scored_only else None)
                 m = on_samples(rw, sub)
                 curve.append({"problems": len(keep_p), "built_rows": len(built) if with_built else 0,
                               "labelled_steps": m.get("steps"), "auroc": m.get("auroc")})
@@ -338,6 +360,8 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
                                                      "grid": {k: v["metrics"] for k, v in cv.items()}})
         cfg = replace(cfg, l2=float(best_l2))
         data.train, data.val = data.train + data.val, []  # the final head sees every training problem
+        if scored_only:  # the samples were only read out of fold; the head and its card are the paths'
+            data.rows = data.rows[:scored_only[0]]
         res = train_probe(cfg, data=data, backend=backend, cache_path=cache)
         res.metrics["feature_seconds_total"] = round(t_feat, 1)
         res.metrics["cv"] = {"l2_chosen": float(best_l2), "grid": {k: v["metrics"] for k, v in cv.items()},

@@ -90,6 +90,36 @@ def test_cross_val_rewards_score_each_problem_by_a_head_that_never_saw_it():
     assert np.allclose(again["r0"], rewards["r0"])
 
 
+def test_cross_val_rewards_score_only_rows_are_read_out_of_fold_but_never_fitted():
+    import numpy as np
+
+    from rationales.train.prm import PRMConfig, PRMData
+    from rationales.train.probe import _row_key, cross_val_rewards
+
+    rng = np.random.default_rng(1)
+    cfg = PRMConfig(kind="probe", model="m", data="unused.sqlite", output_dir="unused", lr=0.05)
+    rows, cache = [], {}
+    for i in range(40):  # 20 problems, each: one path to fit on, one sample whose labels lie
+        x = rng.normal(size=(4, 6))
+        honest = [bool(v > 0) for v in x[:, 3]]
+        kind = "path" if i < 20 else "sample"
+        row = {"prompt": f"q{i}", "completions": [f"s{k} of {i}" for k in range(4)],
+               "labels": honest if kind == "path" else [not v for v in honest], "soft_labels": None,
+               "problem_id": f"p{i % 20}", "rationale_id": f"{kind}{i % 20}"}
+        rows.append(row)
+        cache[_row_key(row, cfg.template, "m")] = x.astype(np.float32)
+    data = PRMData(rows=rows, train=list(range(20)), val=[], problems={}, provenance={})
+    rewards, metrics = cross_val_rewards(cfg, data, cache, "m", folds=5, score_only=list(range(20, 40)))
+    assert set(rewards) == {f"path{i}" for i in range(20)} | {f"sample{i}" for i in range(20)}
+    assert metrics["steps"] == 80 and metrics["auroc"] > 0.9  # metrics over the fitted rows only
+    # the lying labels were never fitted: the samples' rewards follow the honest rule
+    xs = np.concatenate([cache[_row_key(rows[i], cfg.template, "m")] for i in range(20, 40)])
+    got = np.concatenate([rewards[f"sample{i}"] for i in range(20)])
+    assert ((got >= 0.5) == (xs[:, 3] > 0)).mean() > 0.9
+    plain, _ = cross_val_rewards(cfg, data, cache, "m", folds=5)
+    assert all(np.allclose(plain[f"path{i}"], rewards[f"path{i}"]) for i in range(20))
+
+
 def _store_with_labels(tmp_path) -> str:
     """Rationales whose step labels follow one visible rule: a step is wrong iff it says 'bad'."""
     store = Store(tmp_path / "s.sqlite")

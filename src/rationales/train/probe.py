@@ -197,27 +197,33 @@ def train_probe(cfg: PRMConfig, data: PRMData | None = None, backend: Any = None
 
 
 def cross_val_rewards(cfg: PRMConfig, data: PRMData, cache: dict[str, Any], model: str, *, folds: int = 5,
-                      rows: list[int] | None = None, l2: float | None = None, hidden: int | None = None
+                      rows: list[int] | None = None, l2: float | None = None, hidden: int | None = None,
+                      score_only: list[int] | None = None
                       ) -> tuple[dict[str, list[float | None]], dict[str, Any]]:
     """Out-of-fold step rewards for choosing a variant on TRAINING problems only: the rows
     (``data.train + data.val`` by default) are split into ``folds`` groups by problem; each
     group's rationales are scored by a head fitted on the other groups' labelled steps (every
     step of a row gets a reward, labelled or not). Returns (rewards by ``rationale_id``, pooled
-    out-of-fold step metrics on the labelled steps). Features come from ``extract_features``."""
+    out-of-fold step metrics on the labelled steps). Features come from ``extract_features``.
+    Rows in ``score_only`` are scored the same way (by the head of their problem's fold) but never
+    fitted and left out of the metrics: a head trained on one label source (GroundedPRM paths),
+    read out of fold on other rationales of the same problems (the samples a strategy selects among)."""
     import numpy as np
 
     from ..records import content_hash as _h
     from ..verify.trained_prm import ProbeHead
 
     idx = list(data.train) + list(data.val) if rows is None else list(rows)
-    fold_of = {i: int(_h("prm-fold", data.rows[i]["problem_id"], length=8), 16) % max(2, folds) for i in idx}
+    extra = [i for i in (score_only or []) if i not in set(idx)]
+    extra_set = set(extra)
+    fold_of = {i: int(_h("prm-fold", data.rows[i]["problem_id"], length=8), 16) % max(2, folds) for i in idx + extra}
     steps = cfg.max_steps if cfg.max_steps > 0 else int(300 * cfg.epochs)
     out: dict[str, list[float | None]] = {}
     pooled_r: list[float] = []
     pooled_y: list[bool] = []
     for f in range(max(2, folds)):
         fit = [i for i in idx if fold_of[i] != f]
-        held = [i for i in idx if fold_of[i] == f]
+        held = [i for i in idx + extra if fold_of[i] == f]
         if not held:
             continue
         x, y, hard = _matrix(data, fit, cache, cfg, model)
@@ -232,6 +238,8 @@ def cross_val_rewards(cfg: PRMConfig, data: PRMData, cache: dict[str, Any], mode
             probs = head.prob(np.nan_to_num(feats)) if len(feats) else []
             rw = [float(probs[k]) if ok[k] else None for k in range(len(feats))]
             out[row.get("rationale_id") or str(i)] = rw
+            if i in extra_set:
+                continue
             for k, lab in enumerate(row["labels"]):
                 if lab is not None and k < len(rw) and rw[k] is not None:
                     pooled_r.append(rw[k])
