@@ -629,7 +629,7 @@ def phase_processbench(backend: Any, store: Any, clock: Clock, train: list[Any],
     """Step-error detection F1: built items (disjoint from training problems) and the model's own
     test rationales labelled by MC; trained PRM vs tool checker vs the model as its own PRM."""
     from rationales.verify.mc import mc_search_labels
-    from rationales.verify.processbench import Item, build_from_gsm_symbolic, evaluate_step_detector
+    from rationales.verify.processbench import Item, build_from_gsm_symbolic, calibrate_threshold, evaluate_step_detector
     from rationales.verify.prm import LLMPRM
     from rationales.verify.trained_prm import load_prm
 
@@ -642,6 +642,15 @@ def phase_processbench(backend: Any, store: Any, clock: Clock, train: list[Any],
         chosen = ((store.get_blob("bench:results") or {}).get("eval") or {}).get("prm")
         prm = load_prm(chosen or Path(args.out) / f"probe-{args.sources.split(',')[0]}", backend=backend)
         built = {"trained_prm": evaluate_step_detector(items, prm), "tool": evaluate_step_detector(items, "tool")}
+        th = None
+        if args.pb_calibrate:  # the PRM's threshold, chosen on built items of TRAINING problems only
+            pool = {p.question for p in reasoning_gym.load(TASK, size=POOL, seed=0)[:POOL // 2]}
+            cal = [it for it in build_from_gsm_symbolic(POOL // 2, seed=0) if it.problem in pool][:args.pb_calibrate]
+            th, cal_scores = calibrate_threshold(cal, prm)
+            out["calibration"] = {"items": len(cal), "threshold": th,
+                                  **{k: cal_scores[k] for k in ("f1", "error_acc", "correct_acc")}}
+            log(f"PRM threshold chosen on {len(cal)} built training items: {th} (F1 {cal_scores['f1']})")
+            built["trained_prm_calibrated"] = evaluate_step_detector(items, prm, threshold=th)
     if args.llm_prm:
         with model_lock():
             t0 = time.time()
@@ -670,6 +679,8 @@ def phase_processbench(backend: Any, store: Any, clock: Clock, train: list[Any],
             own.append(Item(problem=p.question, steps=[s.text for s in r.steps], label=label, answer=p.gold))
         with model_lock():
             res_own = {"trained_prm": evaluate_step_detector(own, prm), "tool": evaluate_step_detector(own, "tool")}
+            if th is not None:
+                res_own["trained_prm_calibrated"] = evaluate_step_detector(own, prm, threshold=th)
             if args.llm_prm:
                 res_own["model_as_prm"] = evaluate_step_detector(own[:args.llm_prm], LLMPRM(backend))
         out["own"] = {k: {kk: v[kk] for kk in ("f1", "error_acc", "correct_acc", "n_error", "n_correct")}
@@ -729,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--l2", type=float, default=1e-3)
     ap.add_argument("--step-search", type=int, default=20, help="test problems for PRM-guided step search (0: skip)")
     ap.add_argument("--pb-items", type=int, default=60, help="built ProcessBench items")
+    ap.add_argument("--pb-calibrate", type=int, default=30,
+                    help="built items of training problems to choose the PRM's threshold on (0: keep 0.5)")
     ap.add_argument("--llm-prm", type=int, default=20, help="items for the model-as-its-own-PRM baseline (0: skip)")
     ap.add_argument("--own", type=int, default=30, help="test problems whose own rationales are MC-labelled")
     ap.add_argument("--only", choices=["train", "test"], help="samples: only the training or only the test problems")

@@ -10,7 +10,8 @@ import pytest
 from rationales.errors import TaskError
 from rationales.verify.prm import FunctionPRM
 from rationales.verify.arithmetic import find_claims
-from rationales.verify.processbench import (Item, build_from_gsm_symbolic, corrupt_solution, evaluate_step_detector,
+from rationales.verify.processbench import (Item, build_from_gsm_symbolic, calibrate_threshold, corrupt_solution,
+                                            evaluate_step_detector,
                                             first_error, load_processbench, processbench_scores, save_processbench)
 
 
@@ -29,6 +30,26 @@ def test_scores_hand_checked():
     assert processbench_scores([-1], [-1])["f1"] is None  # no erroneous items: undefined
     with pytest.raises(ValueError):
         processbench_scores([1], [1, 2])
+
+
+def test_calibrate_threshold_picks_the_f1_best_cut_of_rewards_that_are_all_low():
+    # a PRM whose rewards are shifted down: right steps 0.3, the wrong step 0.1 -> at 0.5 it
+    # flags step 0 of everything (F1 0); a cut between 0.1 and 0.3 finds every first error
+    items = [Item(problem=f"q{i}", steps=["a = 1", "b = 2", "c = 3"], label=lab, answer="3")
+             for i, lab in enumerate([-1, -1, 1, 2, 0])]
+    calls = []
+
+    def fn(problems, rationales):
+        calls.append(len(rationales))
+        return [[0.1 if k == it.label else 0.3 for k in range(3)] for it in items]
+
+    prm = FunctionPRM(fn)
+    assert evaluate_step_detector(items, prm)["f1"] == 0.0
+    th, s = calibrate_threshold(items, prm)
+    assert 0.1 < th <= 0.3 and s["f1"] == 1.0 and s["error_acc"] == 1.0 and s["correct_acc"] == 1.0
+    assert evaluate_step_detector(items, prm, threshold=th)["f1"] == 1.0
+    assert calls[1] == 5 and len(calls) == 3  # one scoring call for the whole grid
+    assert abs(calibrate_threshold(items, FunctionPRM(lambda p, r: [[0.9] * 3 for _ in r]))[0] - 0.5) < 1e-9  # ties: 0.5
 
 
 def test_first_error():

@@ -257,6 +257,25 @@ def predict_first_errors(items: Sequence[Item], detector: Detector, threshold: f
     raise TypeError("detector must be 'tool', a StepScorer (with .score) or a function Item -> int")
 
 
+def calibrate_threshold(items: Sequence[Item], scorer: Any, grid: Sequence[float] | None = None
+                        ) -> tuple[float, dict[str, Any]]:
+    """The step-reward threshold with the best ProcessBench F1 on ``items``, and its scores
+    (ties go to the threshold nearest 0.5). A PRM's rewards are not calibrated across kinds of
+    text, so choose the threshold on items of the training problems and score others with it;
+    the rewards are computed once for the whole grid (default 0.05, 0.10, ..., 0.95)."""
+    labels = [it.label for it in items]
+    rewards = scorer.score([it.to_problem() for it in items], [it.to_rationale() for it in items])
+    best: tuple[tuple[float, float], float, dict[str, Any]] | None = None
+    for th in grid or [k / 20 for k in range(1, 20)]:
+        s = processbench_scores([first_error(rw, th) for rw in rewards], labels)
+        key = (s["f1"] if s["f1"] is not None else -1.0, -abs(th - 0.5))
+        if best is None or key > best[0]:
+            best = (key, th, s)
+    if best is None:
+        raise ValueError("calibrate_threshold needs a non-empty grid")
+    return best[1], best[2]
+
+
 def evaluate_step_detector(items: Sequence[Item], detector: Detector, threshold: float = 0.5,
                            rel_tol: float = 1e-6) -> dict[str, Any]:
     """ProcessBench scores of ``detector`` on ``items``, plus its predictions."""
@@ -268,4 +287,5 @@ def evaluate_step_detector(items: Sequence[Item], detector: Detector, threshold:
 
 __all__ = ["Item", "load_processbench", "save_processbench", "first_error", "first_wrong_verdict",
            "processbench_scores", "corrupt_solution", "build_from_gsm_symbolic", "evaluate_step_detector",
+           "calibrate_threshold",
            "predict_first_errors", "gsm_symbolic_steps"]
