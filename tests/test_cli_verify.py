@@ -145,6 +145,8 @@ def test_processbench_build_save_and_file(tmp_path, capsys):
     assert code == 2 and "Give either a ProcessBench JSONL FILE or --build N" in err
     code, _, err = cli(capsys, "processbench", tmp_path / "missing.jsonl")
     assert code == 2 and "not found" in err
+    code, _, err = cli(capsys, "processbench", saved, "--calibrate", saved)
+    assert code == 2 and "the tool detector has none" in err
 
 
 def test_processbench_with_a_prm_detector(tmp_path, capsys):

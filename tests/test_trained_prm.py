@@ -90,6 +90,17 @@ def test_processbench_and_verify_with_a_trained_prm(tmp_path, capsys, prm_dir):
     res = json.loads(out)
     scores = res.get("scores", res)
     assert scores["f1"] == 1.0  # the tiny PRM learnt the visible rule
+    # --calibrate: the threshold is chosen on a file first (here the same items), then applied
+    code, out, err = cli(capsys, "processbench", path, "--detector", prm_dir, "--calibrate", path, "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["f1"] == 1.0 and res["calibration"] == {"file": str(path), "items": 2, "f1": 1.0}
+    assert 0.0 < res["threshold"] < 1.0
+    code, out, err = cli(capsys, "processbench", path, "--detector", prm_dir, "--calibrate", path)
+    assert code == 0, err
+    assert "chosen on 2 items" in out
+    code, _, err = cli(capsys, "processbench", path, "--detector", prm_dir, "--calibrate", tmp_path / "nope.jsonl")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "nope.jsonl" in err
     # verify: stored rationales re-scored by the trained PRM
     store = Store(tmp_path / "v.sqlite")
     p = Problem.make("Tom has 12 apples, eats 5, buys 8. How many?", 15, source="hand")

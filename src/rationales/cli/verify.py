@@ -124,6 +124,7 @@ def processbench_cmd(
     model: Optional[str] = opt(ProcessBenchConfig, "model", "--model", "-m"),
     base_url: Optional[str] = opt(ProcessBenchConfig, "base_url"),
     threshold: float = opt(ProcessBenchConfig, "threshold"),
+    calibrate: Optional[str] = opt(ProcessBenchConfig, "calibrate", "--calibrate"),
     limit: Optional[int] = opt(ProcessBenchConfig, "limit", "--limit", "-k"),
     seed: int = opt(ProcessBenchConfig, "seed"),
     save: Optional[str] = opt(ProcessBenchConfig, "save", "--save"),
@@ -133,7 +134,8 @@ def processbench_cmd(
     from ..jobs.processbench import load_items, processbench
 
     cfg = ProcessBenchConfig(file=file, build=build, detector=detector, backend=backend, model=model,
-                             base_url=base_url, threshold=threshold, limit=limit, seed=seed, save=save)
+                             base_url=base_url, threshold=threshold, calibrate=calibrate, limit=limit, seed=seed,
+                             save=save)
     items = load_items(cfg)
     be = make_backend(cfg.backend, cfg.model, cfg.base_url) if cfg.detector != "tool" else None
     try:
@@ -152,5 +154,9 @@ def processbench_cmd(
     out_console.print(table(f"ProcessBench-style scores · detector {cfg.detector} · {scores['source']}", cols,
                             [[pct(scores["error_acc"]), pct(scores["correct_acc"]), pct(scores["f1"]),
                               scores["n_error"], scores["n_correct"]]], right=tuple(cols)))
+    cal = scores.get("calibration")
+    if cal:
+        say(out_console, f"threshold {scores['threshold']:.2f}, chosen on {cal['items']} items of {cal['file']} "
+                         f"(F1 there {pct(cal['f1'])}%)")
     if cfg.save:
         say(out_console, f"items: {cfg.save}")

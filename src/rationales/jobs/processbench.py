@@ -6,12 +6,13 @@ llm (old name prm), genprm."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..backends.base import Backend
 from ..config import MAX_PROBLEMS, MAX_SEED, BackendConfig, ConfigError, setting
 from ..errors import RationalesError
-from ..verify.processbench import Item, build_from_gsm_symbolic, evaluate_step_detector, load_processbench, \
-    save_processbench
+from ..verify.processbench import Item, build_from_gsm_symbolic, calibrate_threshold, evaluate_step_detector, \
+    load_processbench, save_processbench
 from ..verify.scorers import checker_name, make_step_scorer
 from .results import ProcessBenchResult
 
@@ -25,6 +26,8 @@ class ProcessBenchConfig(BackendConfig):
                                 help="Build N items from reasoning-gym gsm_symbolic (half corrupted).")
     detector: str = setting("tool", help="Step scorer: tool (arithmetic checker) | llm (old name prm) | genprm.")
     threshold: float = setting(0.5, lo=0.0, hi=1.0, help="A step with reward below this is an error.")
+    calibrate: str | None = setting(None, help="Choose the threshold on this ProcessBench-style JSONL first (the "
+                                               "F1-best cut; use items of training problems), then score.")
     limit: int | None = setting(None, lo=1, hi=10_000_000, help="Use the first K items.")
     seed: int = setting(0, lo=-MAX_SEED, hi=MAX_SEED, help="Seed of --build.")
     save: str | None = setting(None, help="Write the (built) items to this JSONL file.")
@@ -34,6 +37,11 @@ class ProcessBenchConfig(BackendConfig):
         if (self.file is None) == (self.build is None):
             raise ConfigError("Give either a ProcessBench JSONL FILE or --build N (not both).")
         self.detector = checker_name(self.detector, scorers_only=True, what="step detector")
+        if self.calibrate is not None and self.detector == "tool":
+            raise ConfigError("--calibrate chooses a reward threshold; the tool detector has none (use a PRM).")
+        if self.calibrate is not None and not Path(self.calibrate).is_file():
+            raise ConfigError(f"Calibration file {self.calibrate} not found; pass a ProcessBench-style JSONL (e.g. "
+                              "`rationales processbench --build N --seed S --save FILE` on training problems).")
 
     @property
     def source(self) -> str:
@@ -54,14 +62,19 @@ def load_items(cfg: ProcessBenchConfig) -> list[Item]:
 
 def processbench(items: list[Item], cfg: ProcessBenchConfig, backend: Backend | None = None) -> ProcessBenchResult:
     """Scores of ``cfg.detector`` on ``items``: error_acc, correct_acc, f1, counts, predictions."""
-    genprm = None
+    genprm = calibration = threshold = None
     if cfg.detector == "tool":
         scores = evaluate_step_detector(items, "tool")
     else:
         if backend is None:
             raise RationalesError(f"Detector {cfg.detector} needs a model backend.")
         scorer = make_step_scorer(cfg.detector, backend)
-        scores = evaluate_step_detector(items, scorer, threshold=cfg.threshold)
+        threshold = cfg.threshold
+        if cfg.calibrate is not None:
+            threshold, cal = calibrate_threshold(load_processbench(cfg.calibrate), scorer)
+            calibration = {"file": cfg.calibrate, "items": cal["n_error"] + cal["n_correct"], "f1": cal["f1"]}
+        scores = evaluate_step_detector(items, scorer, threshold=threshold)
         if cfg.detector == "genprm":
             genprm = dict(scorer.stats)
-    return ProcessBenchResult(**scores, genprm=genprm, detector=cfg.detector, source=cfg.source)
+    return ProcessBenchResult(**scores, genprm=genprm, detector=cfg.detector, source=cfg.source, threshold=threshold,
+                              calibration=calibration)

@@ -123,7 +123,7 @@ class VerifyResult(JobResult):
 class ProcessBenchResult(JobResult):
     """``rationales processbench``: step-error detection scores (ProcessBench)."""
 
-    optional = ("genprm",)
+    optional = ("genprm", "calibration", "threshold")
 
     error_acc: float | None
     correct_acc: float | None
@@ -134,6 +134,8 @@ class ProcessBenchResult(JobResult):
     genprm: dict[str, int] | None = None
     detector: str = "tool"
     source: str = ""
+    threshold: float | None = None
+    calibration: dict[str, Any] | None = None
 
 
 class PageResult(JobResult):
