@@ -6,12 +6,16 @@ labelled step for a few hundred training problems.
 ``select/grounded.py`` (8 MCTS iterations, 3 children, depth 7, gamma 0.9, T=0.7) with its three
 savings, each switchable to measure it: ``--line-expansions`` (the paper's one-line proposals
 instead of whole continuations), ``--settle 0`` (never stop a tree early), ``--no-reuse`` (do
-not take iterations from stored samples). All trees advance in lockstep, so every iteration is
+not take iterations from stored samples), ``--all-children`` (propose 3 children even when
+fewer iterations are left to visit them). All trees advance in lockstep, so every iteration is
 one batched call for all expansions and one for all rollouts.
 
 ``--no-reuse`` aside, the samples a store already holds for these problems (``rationales run``,
 method ``cot``, the same prompt and model) are reused: pass a store that has them, e.g. a copy of
-``benchmarks/out/trained_prm.sqlite`` (4 samples per training problem, 8 per test problem).
+``benchmarks/out/trained_prm.sqlite`` (4 samples per training problem, 8 per test problem), or
+``--samples K`` to draw K per problem first (T=0.7, top_p=0.95, what ``trained_prm.py`` and
+``rationales compare`` draw), timed on their own: the result then has both the trees' marginal
+cost (``seconds``) and the cost from nothing (``seconds_from_scratch``).
 
 Every proposal and rollout is cached in the store, so a killed run resumes; the seconds of a
 resumed run are not a cost (cached samples replay), and the result says so (``resumed``).
@@ -44,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=int, default=4)
     ap.add_argument("--no-reuse", action="store_true")
     ap.add_argument("--line-expansions", action="store_true")
+    ap.add_argument("--all-children", action="store_true",
+                    help="every expansion proposes all 3 children, even past the iterations left")
+    ap.add_argument("--samples", type=int, default=0,
+                    help="first draw this many cot samples per problem into the store (timed separately)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--parallel", type=int, default=32, help="llama.cpp sequences decoded together")
     ap.add_argument("--model", default=None)
@@ -67,11 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     stats = GenerationStats()
     with Store(args.store) as store:
         store.put_problems(probs)
+        sample_stats, t_samples = GenerationStats(), 0.0
+        if args.samples:
+            from rationales.generate import cot_specs, generate
+
+            t0 = time.time()
+            generate(cot_specs(probs, n=args.samples, temperature=0.7, top_p=0.95, max_tokens=args.max_tokens),
+                     backend, store, stats=sample_stats)
+            t_samples = time.time() - t0
         stored = sum(len(v) for v in stored_samples(store, probs, backend.model).values())
         t0 = time.time()
         trees = grounded_trees(probs, backend, store, rollouts=args.rollouts, rollout_tokens=args.max_tokens,
                                settle=args.settle, reuse=not args.no_reuse,
-                               whole_expansions=not args.line_expansions, stats=stats)
+                               whole_expansions=not args.line_expansions,
+                               budget_children=not args.all_children, stats=stats)
         dt = time.time() - t0
     steps = sum(len(r.steps) for t in trees for r in t.rationales)
     n = len(trees)
@@ -79,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "task": "gsm_symbolic", "pool": args.pool, "skip": args.skip, "problems": n, "model": backend.model, "threads": args.threads,
         "parallel": args.parallel, "rollouts": args.rollouts, "max_tokens": args.max_tokens,
         "settle": args.settle, "reuse": not args.no_reuse, "whole_expansions": not args.line_expansions,
+        "budget_children": not args.all_children,
         "seconds": round(dt, 1), "resumed": stats.cached > 0,
         "samples_new": stats.new, "samples_cached": stats.cached, "tokens_new": stats.tokens_new,
         "tokens": sum(t.tokens for t in trees), "tokens_reused": sum(t.reused_tokens for t in trees),
@@ -92,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                                   if s.verdict("tool") is not None),
         "steps_mc_positive": sum(1 for t in trees for r in t.rationales for s in r.steps if s.verdict("mc") == 1),
     }
+    if args.samples:
+        res.update(samples_drawn=args.samples, samples_seconds=round(t_samples, 1),
+                   samples_resumed=sample_stats.cached > 0, samples_tokens_new=sample_stats.tokens_new,
+                   seconds_from_scratch=round(dt + t_samples, 1),
+                   projected_minutes_300_problems_from_scratch=round(300 * (dt + t_samples) / max(n, 1) / 60, 1))
     res["seconds_per_problem"] = round(dt / max(n, 1), 2)
     res["seconds_per_labelled_step"] = round(dt / max(steps, 1), 3)
     res["tokens_per_labelled_step"] = round(res["tokens"] / max(steps, 1), 1)
@@ -103,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     note = " (resumed: cached samples replayed, the time is not a cost)" if res["resumed"] else ""
     print(f"GroundedPRM labels: {steps} labelled steps of {n} problems in {dt / 60:.1f} min on "
           f"{args.threads} thread(s): {res['seconds_per_labelled_step']} s and {res['tokens_per_labelled_step']} "
-          f"tokens per labelled step; 300 problems: {res['projected_minutes_300_problems']} min{note}")
+          f"tokens per labelled step; 300 problems: {res['projected_minutes_300_problems']} min{note}"
+          + (f" ({res['projected_minutes_300_problems_from_scratch']} min with the {args.samples} samples per "
+             "problem drawn first)" if args.samples else ""))
     return 0
 
 

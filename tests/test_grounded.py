@@ -332,6 +332,30 @@ def test_whole_expansions_give_the_same_tree_for_fewer_calls(problem, tmp_path):
     assert whole.tokens == 46 and {r.id for r in whole.rationales} == {r.id for r in line.rationales}
 
 
+def test_budget_children_skip_proposals_no_iteration_can_visit(problem, tmp_path):
+    """rollouts=3, children=2, whole expansions: the 3rd iteration expands A with one
+    iteration left, so it proposes 1 continuation, not 2. The same samples (seeds by index)
+    make the same labelled paths; only the never-visited sibling is not generated."""
+    from rationales.store import Store
+
+    trees = {}
+    for budget in (False, True):
+        fake = FakeBackend(script=arithmetic_script)
+        with Store(tmp_path / f"{budget}.sqlite") as st:
+            trees[budget] = (grounded_mcts(problem, fake, st, rollouts=3, children=2, budget_children=budget), fake)
+    (full, full_fake), (lean, lean_fake) = trees[False], trees[True]
+    assert (full_fake.samples_generated, lean_fake.samples_generated) == (4, 3)
+    assert [r.id for r in lean.rationales] == [r.id for r in full.rationales]
+    assert sum(rec.visits for rec in lean.paths.values()) == 3 == lean.root.visits
+    a = lean.root.children[0]
+    assert [len(n.children) for n in (lean.root, a)] == [2, 1] and len(full.root.children[0].children) == 2
+    assert lean.tokens < full.tokens and lean.key != full.key  # the setting is part of the tree's key
+    # with fewer iterations left than children, even the root proposes only that many
+    with Store(tmp_path / "one.sqlite") as st:
+        one = grounded_mcts(problem, FakeBackend(script=arithmetic_script), st, rollouts=1, children=3)
+    assert len(one.root.children) == 1 and one.iterations == 1
+
+
 def test_reused_samples_stand_in_for_the_first_iterations(problem, store):
     """Stored `cot` samples of the same prompt are the root's proposals and their rollouts: the
     tree is the hand-checked one, and only A's expansion is generated."""

@@ -55,6 +55,12 @@ expansion, one rollout). Three savings the paper does not make, all in the tree'
   labelled paths it has and spends nothing more; the search goes to the problems with both
   outcomes, the only ones on which a PRM's choice among samples matters
   (``tree.stopped == "settled"``). ``settle=0`` runs every tree to ``rollouts``, as the paper.
+* ``budget_children=True`` (with whole expansions): an expansion proposes no more children than
+  the tree has iterations left. A proposal is a whole continuation here, and one that is never
+  visited never becomes a labelled path. The first k proposals are the same samples as with all
+  ``children`` (seeds by index), so only never-visited ones are gone: on 32 gsm_symbolic
+  training problems with 4 stored samples each, 4% fewer new tokens (25153 -> 24121) for the
+  same labelled steps (1673 -> 1672).
 """
 
 from __future__ import annotations
@@ -114,7 +120,7 @@ def grounded_trees(problems: Sequence[Problem], backend: Backend, store: Store, 
                    temperature: float = 0.7, max_step_tokens: int = 128, rollout_tokens: int = 512,
                    seed: int = 0, rel_tol: float = 1e-6, template: str = "cot", check: StepChecker | None = None,
                    reuse: bool = True, settle: int = 4, whole_expansions: bool = True,
-                   stats: GenerationStats | None = None) -> list[Tree]:
+                   budget_children: bool = True, stats: GenerationStats | None = None) -> list[Tree]:
     """``grounded_mcts`` for many problems, their trees advancing in lockstep (batched); with
     ``reuse`` stored samples stand in for the first iterations, with ``settle`` > 0 a tree stops
     once that many finished paths agree on the outcome (module docstring, "Cost")."""
@@ -128,7 +134,8 @@ def grounded_trees(problems: Sequence[Problem], backend: Backend, store: Store, 
     extra.update(reuse=bool(reuse), settle=settle)
     cfg = MCTSConfig(rollouts=rollouts, children=children, c=c, max_depth=max_depth, gamma=gamma,
                      temperature=temperature, max_step_tokens=max_step_tokens, rollout_tokens=rollout_tokens,
-                     seed=seed, whole_expansions=whole_expansions, template=template, method=METHOD, extra=extra)
+                     seed=seed, whole_expansions=whole_expansions, budget_children=budget_children,
+                     template=template, method=METHOD, extra=extra)
     checker = check if check is not None else _default_checker(rel_tol)
     seeds = stored_samples(store, problems, backend.model, template) if reuse else None
     trees = run_mcts(problems, backend, store, lambda items: [path_reward(r) for _, _, r in items], cfg,

@@ -354,6 +354,8 @@ class MCTSConfig(Config):
     rollout_tokens: int = setting(512, lo=1, hi=MAX_TOKENS, help="Max new tokens of a rollout.")
     seed: int = setting(0, lo=-MAX_SEED, hi=MAX_SEED, help="Base seed.")
     whole_expansions: bool = setting(False, help="Expand with whole continuations: a child's rest is its first rollout.")
+    budget_children: bool = setting(False, help="With whole expansions, propose no more children than iterations "
+                                                "are left (an unvisited child costs a whole continuation).")
     template: str = "cot"
     method: str = "mcts"
     extra: dict[str, Any] = field(default_factory=dict)  # caller settings that change results (tree key)
@@ -473,7 +475,7 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
         # 2. expansion: `children` proposals for every leaf to expand, in one call
         todo = [p for p in plans if p[2] == "expand"]
         proposals = propose_steps(
-            [(t.problem, t.prompt, leaf.step_texts(), cfg.children, cfg.seed) for t, leaf, _ in todo],
+            [(t.problem, t.prompt, leaf.step_texts(), _children(cfg, t), cfg.seed) for t, leaf, _ in todo],
             backend, store, temperature=cfg.temperature,
             max_step_tokens=cfg.rollout_tokens if cfg.whole_expansions else cfg.max_step_tokens,
             stop=[] if cfg.whole_expansions else ["\n"], method=f"{cfg.method}_step", stats=stats)
@@ -537,6 +539,16 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
             on_iteration(it)
         it += 1
     return trees
+
+
+def _children(cfg: MCTSConfig, tree: Tree) -> int:
+    """Proposals for this expansion: ``children``, or with ``budget_children`` (and whole
+    expansions) no more than the iterations the tree has left, since each proposal is a whole
+    continuation and one never visited by the end is never labelled. The first k proposals are
+    the same samples (seeds by index) as with all ``children``."""
+    if cfg.budget_children and cfg.whole_expansions:
+        return max(1, min(cfg.children, cfg.rollouts - tree.iterations))
+    return cfg.children
 
 
 def _sign(x: float) -> int | None:

@@ -27,6 +27,7 @@ class GroundedOptions(MethodOptions):
                           help="Stop a tree once this many finished paths agree on right/wrong (0: never).")
     reuse: bool = setting(True, help="Take the first iterations from stored samples of the same prompt and model.")
     whole_expansions: bool = setting(True, help="Expand with whole continuations (a child's rest is its rollout).")
+    budget_children: bool = setting(True, help="Propose no more children than iterations are left (whole expansions).")
 
 
 OPTIONS = GroundedOptions
@@ -48,7 +49,7 @@ def run(ctx: MethodContext) -> GroundedResult:
                            temperature=ctx.temperature if ctx.temperature > 0 else 0.7,
                            rollout_tokens=ctx.max_tokens, seed=ctx.seed, rel_tol=o.rel_tol, template=ctx.template,
                            settle=o.settle, reuse=o.reuse,
-                           whole_expansions=o.whole_expansions, stats=stats)
+                           whole_expansions=o.whole_expansions, budget_children=o.budget_children, stats=stats)
     paths = [r for t in trees for r in t.rationales]
     path_sels = [Selection(r.problem_id, r.answer, r.correct, None, r.tokens, r.id, strategy="grounded path")
                  for r in paths]
