@@ -313,17 +313,23 @@ def _shape(tree):
     return [(n.text, n.visits, round(n.value_sum, 9)) for n in tree.nodes]
 
 
+def _tree_off_and_on(problem, tmp_path, flag, **kwargs):
+    """The scripted tree with ``flag`` False and True, each in a fresh store: [(tree, fake)] x 2."""
+    from rationales.store import Store
+
+    out = []
+    for on in (False, True):
+        fake = FakeBackend(script=arithmetic_script)
+        with Store(tmp_path / f"{flag}-{on}.sqlite") as st:
+            out.append((grounded_mcts(problem, fake, st, **{flag: on}, **kwargs), fake))
+    return out
+
+
 def test_whole_expansions_give_the_same_tree_for_fewer_calls(problem, tmp_path):
     """A child's first rollout is the rest of the continuation that proposed it: on the script
     the tree is the hand-checked one either way, but 2 calls and 4 samples replace 6 and 8."""
-    from rationales.store import Store
-
-    trees = {}
-    for whole in (False, True):
-        fake = FakeBackend(script=arithmetic_script)
-        with Store(tmp_path / f"{whole}.sqlite") as st:
-            trees[whole] = (grounded_mcts(problem, fake, st, rollouts=4, children=2, whole_expansions=whole), fake)
-    (line, line_fake), (whole, whole_fake) = trees[False], trees[True]
+    (line, line_fake), (whole, whole_fake) = _tree_off_and_on(problem, tmp_path, "whole_expansions",
+                                                              rollouts=4, children=2)
     assert _shape(whole) == _shape(line)
     assert whole.root.value_sum == pytest.approx(0.94)
     assert (line_fake.calls, line_fake.samples_generated) == (6, 8)
@@ -338,12 +344,8 @@ def test_budget_children_skip_proposals_no_iteration_can_visit(problem, tmp_path
     make the same labelled paths; only the never-visited sibling is not generated."""
     from rationales.store import Store
 
-    trees = {}
-    for budget in (False, True):
-        fake = FakeBackend(script=arithmetic_script)
-        with Store(tmp_path / f"{budget}.sqlite") as st:
-            trees[budget] = (grounded_mcts(problem, fake, st, rollouts=3, children=2, budget_children=budget), fake)
-    (full, full_fake), (lean, lean_fake) = trees[False], trees[True]
+    (full, full_fake), (lean, lean_fake) = _tree_off_and_on(problem, tmp_path, "budget_children",
+                                                            rollouts=3, children=2)
     assert (full_fake.samples_generated, lean_fake.samples_generated) == (4, 3)
     assert [r.id for r in lean.rationales] == [r.id for r in full.rationales]
     assert sum(rec.visits for rec in lean.paths.values()) == 3 == lean.root.visits
