@@ -24,6 +24,10 @@ greedy-to-oracle@8 gap that the best trained-PRM strategy closes.
 
     nohup python benchmarks/trained_prm.py --phase all > /tmp/trained_prm.log 2>&1 &
 
+The 2026-12-04 run (100 test problems) trained on the 96 problems whose trees and samples
+``grounded_cost.py --skip 32 --problems 96 --samples 4`` had built, in a copy of its store:
+``--train 96 --train-skip 32 --test 100 --max-tokens 384 --sources mc,grounded --step-search 0``.
+
 Label sources (``--sources``, the variant choice picks among them on training problems): ``mc``,
 ``mc_tool`` and ``grounded``. ``grounded`` trains on the GroundedPRM trees' paths of the training
 problems, so build them in the same store first (``benchmarks/grounded_cost.py --pool train
@@ -92,11 +96,11 @@ class Clock:
         self.store.put_blob("bench:clock", "bench", self.data)
 
 
-def split_problems(n_train: int, n_test: int) -> tuple[list[Any], list[Any]]:
+def split_problems(n_train: int, n_test: int, train_skip: int = 0) -> tuple[list[Any], list[Any]]:
     from rationales.tasks import reasoning_gym
 
     ps = reasoning_gym.load(TASK, size=POOL, seed=0)
-    train, test = ps[:POOL // 2][:n_train], ps[POOL // 2:][:n_test]
+    train, test = ps[:POOL // 2][train_skip:train_skip + n_train], ps[POOL // 2:][:n_test]
     overlap = {p.question for p in train} & {p.question for p in test}
     assert not overlap, "train and test problems overlap"
     return train, test
@@ -266,7 +270,7 @@ def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str,
 
     from rationales.data.splits import record_split  # noqa: F401  (the split is by construction here)
 
-    train_ids = {p.id for p in split_problems(args.train, args.test)[0]}
+    train_ids = {p.id for p in split_problems(args.train, args.test, args.train_skip)[0]}
     results = {}
     for source in args.sources.split(","):
         out = Path(args.out) / f"probe-{source}"
@@ -715,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phase", default="all", help="samples | labels | train | eval | all (comma-separated)")
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--train", type=int, default=48, help="training problems")
+    ap.add_argument("--train-skip", type=int, default=0,
+                    help="training problems start at this pool index (e.g. 32: the trees grounded_cost.py --skip 32 built)")
     ap.add_argument("--test", type=int, default=60, help="test problems")
     ap.add_argument("--samples", type=int, default=8, help="samples per test problem (plus one greedy)")
     ap.add_argument("--train-samples", type=int, default=4, help="samples per training problem (no greedy)")
@@ -761,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     if "all" in phases:
         phases = {"samples", "labels", "grounded", "train", "eval", "processbench"}
     t_start = time.time()
-    train, test = split_problems(args.train, args.test)
+    train, test = split_problems(args.train, args.test, args.train_skip)
     backend = get_backend("llamacpp", model=args.model, n_ctx=2048, n_threads=args.threads,
                           n_parallel=args.n_parallel)  # loading reads the file; no decoding, no lock
     with Store(args.store) as store:
