@@ -576,6 +576,8 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
     vote_ok = [bool(majority_vote(p, samples[p.id]).correct) for p in probs]
     oracle_ok = [any(bool(r.correct) for r in samples[p.id]) for p in probs]
     test_flags = variant_flags(probs, samples, per)
+    # the same selection rules with every step reward 1.0: what the tool veto alone does (no PRM)
+    no_prm = variant_flags(probs, samples, {p.id: [[1.0] * len(r.steps) for r in samples[p.id]] for p in probs})
     bon_ok, wv_ok = test_flags[f"best_of_n:{best_how}:none"], test_flags[f"weighted_vote:{best_how}:none"]
     bon_tv, wv_tv = test_flags[f"best_of_n:{best_how}:veto"], test_flags[f"weighted_vote:{best_how}:veto"]
     tok_g = sum(greedy_rs[p.id].tokens for p in probs) / max(1, len(probs))
@@ -585,7 +587,8 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
             row(f"best-of-8 (trained PRM, {best_how})", bon_ok, tok_s),
             row(f"PRM-weighted vote@8 ({best_how})", wv_ok, tok_s),
             row(f"best-of-8 (trained PRM + tool veto, {best_how})", bon_tv, tok_s),
-            row(f"PRM-weighted vote@8 (+ tool veto, {best_how})", wv_tv, tok_s), row("oracle@8", oracle_ok, tok_s)]
+            row(f"PRM-weighted vote@8 (+ tool veto, {best_how})", wv_tv, tok_s),
+            row("vote@8 + tool veto (no PRM)", no_prm["weighted_vote:min:veto"], tok_s), row("oracle@8", oracle_ok, tok_s)]
     flags = {"greedy": greedy_ok, "vote@8": vote_ok, "best_of_8": bon_ok, "weighted_vote": wv_ok,
              "best_of_8_tool_veto": bon_tv, "weighted_vote_tool_veto": wv_tv}
     if args.step_search:
@@ -622,6 +625,9 @@ def phase_eval(backend: Any, store: Any, clock: Clock, train: list[Any], test: l
     flags["chosen"] = test_flags[chosen]
     res["tests"]["chosen"] = {"vs_greedy": mcnemar(greedy_ok, test_flags[chosen]),
                               "vs_vote@8": mcnemar(vote_ok, test_flags[chosen])}
+    # what the PRM adds over the same rule without it (rewards all 1.0: plain vote, or the tool filter)
+    res["tests"]["chosen"]["vs_same_rule_without_prm"] = mcnemar(no_prm[chosen], test_flags[chosen])
+    res["without_prm"] = {k: sum(f) / max(1, len(f)) for k, f in no_prm.items() if k.startswith("weighted_vote:min")}
     res["gap"] = {"greedy": g, "vote@8": sum(vote_ok) / max(1, len(probs)), "oracle@8": o, "chosen": chosen,
                   "chosen_accuracy": best, "fraction_closed": (best - g) / (o - g) if o > g else None,
                   "best_on_test_post_hoc": post, "n_test": len(probs)}
