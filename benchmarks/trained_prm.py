@@ -263,14 +263,14 @@ def add_built_rows(data: Any, train_ids: set[str], n: int) -> None:
                                      "half with one result corrupted (labels known by construction)"}
 
 
-def phase_train(backend: Any, store: Any, args: argparse.Namespace) -> dict[str, Any]:
+def phase_train(backend: Any, store: Any, train: list[Any], args: argparse.Namespace) -> dict[str, Any]:
     """Train the probe PRM on the training problems' labelled steps."""
     from rationales.train.prm import PRMConfig, load_prm_data
     from rationales.train.probe import train_probe
 
     from rationales.data.splits import record_split  # noqa: F401  (the split is by construction here)
 
-    train_ids = {p.id for p in split_problems(args.train, args.test, args.train_skip)[0]}
+    train_ids = {p.id for p in train}
     results = {}
     for source in args.sources.split(","):
         out = Path(args.out) / f"probe-{source}"
@@ -786,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
         if "grounded" in phases:
             phase_grounded(backend, store, clock, train, args)
         if "train" in phases:
-            results["probe"] = phase_train(backend, store, args)
+            results["probe"] = phase_train(backend, store, train, args)
             store.put_blob("bench:results", "bench", results)
         if "eval" in phases:
             ev = phase_eval(backend, store, clock, train, test, args)
