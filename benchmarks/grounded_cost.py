@@ -3,11 +3,12 @@ labelled step for a few hundred training problems.
 
 ``reasoning_gym:gsm_symbolic`` training pool (seed 0, problems 0..199 of 400, the pool of
 ``benchmarks/trained_prm.py``), the default model, the GroundedPRM settings of
-``select/grounded.py`` (8 MCTS iterations, 3 children, depth 7, gamma 0.9, T=0.7) with its three
+``select/grounded.py`` (8 MCTS iterations, 3 children, depth 7, gamma 0.9, T=0.7) with its
 savings, each switchable to measure it: ``--line-expansions`` (the paper's one-line proposals
-instead of whole continuations), ``--settle 0`` (never stop a tree early), ``--no-reuse`` (do
-not take iterations from stored samples), ``--all-children`` (propose 3 children even when
-fewer iterations are left to visit them). All trees advance in lockstep, so every iteration is
+instead of whole continuations), ``--eager-children`` (an expansion samples its children at
+once instead of one at a time when UCT visits them), ``--settle 0`` (never stop a tree early),
+``--no-reuse`` (do not take iterations from stored samples), ``--all-children`` (with
+``--eager-children``: propose 3 children even when fewer iterations are left to visit them). All trees advance in lockstep, so every iteration is
 one batched call for all expansions and one for all rollouts.
 
 ``--no-reuse`` aside, the samples a store already holds for these problems (``rationales run``,
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--line-expansions", action="store_true")
     ap.add_argument("--all-children", action="store_true",
                     help="every expansion proposes all 3 children, even past the iterations left")
+    ap.add_argument("--eager-children", action="store_true",
+                    help="every expansion samples its children at once (not one at a time, when UCT visits them)")
     ap.add_argument("--samples", type=int, default=0,
                     help="first draw this many cot samples per problem into the store (timed separately)")
     ap.add_argument("--threads", type=int, default=2)
@@ -84,11 +87,16 @@ def main(argv: list[str] | None = None) -> int:
                      backend, store, stats=sample_stats)
             t_samples = time.time() - t0
         stored = sum(len(v) for v in stored_samples(store, probs, backend.model).values())
+        # a rerun replays the trees' cached proposals; lazy children also re-read their own earlier
+        # proposals from the cache every expansion, so "cached > 0" alone does not mean resumed
+        resumed = any(store.rationales(problem_id=p.id, method=m)
+                      for p in probs for m in ("grounded_mcts_step", "grounded_mcts_rollout"))
         t0 = time.time()
         trees = grounded_trees(probs, backend, store, rollouts=args.rollouts, rollout_tokens=args.max_tokens,
                                settle=args.settle, reuse=not args.no_reuse,
                                whole_expansions=not args.line_expansions,
-                               budget_children=not args.all_children, stats=stats)
+                               budget_children=not args.all_children, lazy_children=not args.eager_children,
+                               stats=stats)
         dt = time.time() - t0
     steps = sum(len(r.steps) for t in trees for r in t.rationales)
     n = len(trees)
@@ -96,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "task": "gsm_symbolic", "pool": args.pool, "skip": args.skip, "problems": n, "model": backend.model, "threads": args.threads,
         "parallel": args.parallel, "rollouts": args.rollouts, "max_tokens": args.max_tokens,
         "settle": args.settle, "reuse": not args.no_reuse, "whole_expansions": not args.line_expansions,
-        "budget_children": not args.all_children,
-        "seconds": round(dt, 1), "resumed": stats.cached > 0,
+        "budget_children": not args.all_children, "lazy_children": not args.eager_children,
+        "seconds": round(dt, 1), "resumed": resumed,
         "samples_new": stats.new, "samples_cached": stats.cached, "tokens_new": stats.tokens_new,
         "tokens": sum(t.tokens for t in trees), "tokens_reused": sum(t.reused_tokens for t in trees),
         "stored_samples_per_problem": round(stored / max(n, 1), 2),

@@ -26,6 +26,20 @@ def test_same_request_twice_generates_nothing_new(tmp_path):
     assert be.samples_generated == 18
 
 
+def test_missing_samples_keep_their_own_index(tmp_path):
+    """Asked for samples 1..4 of a spec whose sample 0 is stored, the backend is told their sample
+    indices (a fake script keyed on the index gives sample 1 what it would have given it in one
+    call of 5), not 0..3."""
+    problems = load_task("demo", limit=1)
+    store = Store(tmp_path / "s.sqlite")
+    generate(cot_specs(problems, n=1), FakeBackend(script=script), store)
+    be = FakeBackend(script=script)
+    grown = generate(cot_specs(problems, n=5), be, store)[0]
+    whole = generate(cot_specs(problems, n=5), FakeBackend(script=script), Store(tmp_path / "t.sqlite"))[0]
+    assert be.samples_generated == 4
+    assert [r.answer for r in grown] == [r.answer for r in whole] == ["15", "14", "15", "14", "15"]
+
+
 def test_seeds_are_explicit_distinct_and_stable(tmp_path):
     problems = load_task("demo", limit=1)
     store = Store(tmp_path / "s.sqlite")

@@ -214,9 +214,15 @@ def test_duplicate_and_empty_proposals(store):
     # 3 x 5 (root proposals) + 3 x 1 (an empty proposal counts 1 token) + 3 rollouts x 4
     assert tree.tokens == 15 + 3 + 12
 
-    whole = grounded_mcts(p, FakeBackend(script=script), store, rollouts=3, children=3)
+    whole = grounded_mcts(p, FakeBackend(script=script), store, rollouts=3, children=3, lazy_children=False)
     a = whole.nodes[1]
     assert [n.text for n in a.children] == ["The answer is 14."] and a.children[0].terminal
+    # lazy children: each root draw repeats A's step, so it is one more rollout of A (3 visits), not a child
+    lazy_fake = FakeBackend(script=script)
+    lazy = grounded_mcts(p, lazy_fake, store, rollouts=3, children=3, seed=1)
+    root, a = lazy.nodes
+    assert root.drawn == 3 and [n.text for n in root.children] == ["3 * 4 = 12"] and a.visits == 3
+    assert len({x["sample_id"] for x in a.rollouts}) == 3 and lazy_fake.samples_generated == 3
 
 
 def test_lockstep_trees_equal_separate_runs(problem, tmp_path):
@@ -329,7 +335,7 @@ def test_whole_expansions_give_the_same_tree_for_fewer_calls(problem, tmp_path):
     """A child's first rollout is the rest of the continuation that proposed it: on the script
     the tree is the hand-checked one either way, but 2 calls and 4 samples replace 6 and 8."""
     (line, line_fake), (whole, whole_fake) = _tree_off_and_on(problem, tmp_path, "whole_expansions",
-                                                              rollouts=4, children=2)
+                                                              rollouts=4, children=2, lazy_children=False)
     assert _shape(whole) == _shape(line)
     assert whole.root.value_sum == pytest.approx(0.94)
     assert (line_fake.calls, line_fake.samples_generated) == (6, 8)
@@ -345,7 +351,7 @@ def test_budget_children_skip_proposals_no_iteration_can_visit(problem, tmp_path
     from rationales.store import Store
 
     (full, full_fake), (lean, lean_fake) = _tree_off_and_on(problem, tmp_path, "budget_children",
-                                                            rollouts=3, children=2)
+                                                            rollouts=3, children=2, lazy_children=False)
     assert (full_fake.samples_generated, lean_fake.samples_generated) == (4, 3)
     assert [r.id for r in lean.rationales] == [r.id for r in full.rationales]
     assert sum(rec.visits for rec in lean.paths.values()) == 3 == lean.root.visits
@@ -354,8 +360,35 @@ def test_budget_children_skip_proposals_no_iteration_can_visit(problem, tmp_path
     assert lean.tokens < full.tokens and lean.key != full.key  # the setting is part of the tree's key
     # with fewer iterations left than children, even the root proposes only that many
     with Store(tmp_path / "one.sqlite") as st:
-        one = grounded_mcts(problem, FakeBackend(script=arithmetic_script), st, rollouts=1, children=3)
+        one = grounded_mcts(problem, FakeBackend(script=arithmetic_script), st, rollouts=1, children=3,
+                            lazy_children=False)
     assert len(one.root.children) == 1 and one.iterations == 1
+
+
+def test_lazy_children_visit_every_proposal(problem, tmp_path):
+    """``lazy_children`` (the default): a node draws its next proposal only when UCT picks its
+    unvisited child, so every generated proposal becomes a visited path. Eager (``children``
+    at once, even with ``budget_children``) leaves some unvisited on the script; lazily no more
+    samples are generated (fewer at 6 iterations, 3 children), and the hand-checked 4-iteration
+    tree comes out identical (the same samples: seeds by index)."""
+    from rationales.store import Store
+
+    for rollouts, children in ((4, 2), (5, 3), (6, 3)):
+        (eager, eager_fake), (lazy, lazy_fake) = _tree_off_and_on(problem, tmp_path / f"{rollouts}{children}",
+                                                                  "lazy_children", rollouts=rollouts,
+                                                                  children=children)
+        with Store(tmp_path / f"{rollouts}{children}" / "lazy_children-True.sqlite") as st:
+            proposals = list(st.rationales(method="grounded_mcts_step"))
+        visited = {x["sample_id"] for n in lazy.nodes for x in n.rollouts} | {n.sample_id for n in lazy.nodes}
+        assert proposals and {r.id for r in proposals} <= visited
+        assert sum(n.drawn for n in lazy.nodes) == len(proposals) == lazy_fake.samples_generated
+        assert lazy_fake.samples_generated <= eager_fake.samples_generated
+        assert sum(rec.visits for rec in lazy.paths.values()) == rollouts == lazy.root.visits
+        assert lazy.key != eager.key  # the setting is part of the tree's key
+        if (rollouts, children) == (4, 2):
+            assert _shape(lazy) == _shape(eager) and lazy.root.value_sum == pytest.approx(0.94)
+    assert lazy_fake.samples_generated < eager_fake.samples_generated  # (6, 3): eager left some unvisited
+    assert Tree.from_dict(lazy.to_dict()).nodes[0].drawn == lazy.root.drawn
 
 
 def test_reused_samples_stand_in_for_the_first_iterations(problem, store):

@@ -104,9 +104,11 @@ def finish_rationale(problem: Problem, text: str, *, rid: str, prompt_id: str, m
         prompt_tokens=prompt_tokens, finish_reason=finish_reason, parent_id=parent_id, meta=meta)
 
 
-def make_request(backend: Backend, spec: SampleSpec, samplings: Sequence[Sampling], tag: Any) -> GenerationRequest:
+def make_request(backend: Backend, spec: SampleSpec, samplings: Sequence[Sampling], tag: Any,
+                 indices: Sequence[int] | None = None) -> GenerationRequest:
     common = dict(seeds=[s.seed for s in samplings], temperature=spec.temperature if spec.temperature > 0 else 0.0,
-                  top_p=spec.top_p, max_tokens=spec.max_tokens, stop=list(spec.stop), tag=tag)
+                  top_p=spec.top_p, max_tokens=spec.max_tokens, stop=list(spec.stop), tag=tag,
+                  indices=list(indices) if indices is not None else None)
     if spec.raw_prompt is not None:
         return GenerationRequest(prompt=spec.raw_prompt, **common)
     if backend.chat:
@@ -150,7 +152,8 @@ def generate(specs: Sequence[SampleSpec], backend: Backend, store: Store, *,
             requests = []
             for p_i, missing in chunk:
                 spec, samplings, _ = plans[p_i]
-                requests.append(make_request(backend, spec, [samplings[i] for i in missing], tag=(p_i, missing)))
+                requests.append(make_request(backend, spec, [samplings[i] for i in missing], tag=(p_i, missing),
+                                             indices=missing))
 
             def on_sample(r_i: int, comp: Completion, requests: list[GenerationRequest] = requests) -> None:
                 p_i, missing = requests[r_i].tag

@@ -48,6 +48,10 @@ class GenerationRequest:
     #: for a verdict: llamacpp constrains sampling with it, openai sends it to the server
     #: (``-o grammar_mode``), fake checks and records it; the transformers backend refuses it.
     grammar: str | None = None
+    #: the sample index of each seed (``generate`` asks only for the samples its store lacks, e.g.
+    #: index 2 alone); the seed alone decides a real backend's sample, a fake script may key on it.
+    #: None: 0..n-1
+    indices: list[int] | None = None
 
     @property
     def n(self) -> int:
@@ -58,6 +62,8 @@ class GenerationRequest:
             raise ValueError("GenerationRequest needs exactly one of prompt= or messages=")
         if not self.seeds:
             raise ValueError("GenerationRequest needs at least one seed")
+        if self.indices is not None and len(self.indices) != len(self.seeds):
+            raise ValueError("GenerationRequest needs one index per seed")
         if self.grammar is not None and not isinstance(self.grammar, str):
             raise ValueError("GenerationRequest.grammar must be GBNF text or None")
 

@@ -204,7 +204,7 @@ class FakeBackend(Backend):
             for i, seed in enumerate(req.seeds):
                 if self.fail_after is not None and self.samples_generated >= self.fail_after:
                     raise BackendError("Fake backend failure (fail_after reached).")
-                text = self._output(prompt, seed, i)
+                text = self._output(prompt, seed, req.indices[i] if req.indices is not None else i)
                 if self.delay:
                     time.sleep(self.delay)
                 words = text.split()

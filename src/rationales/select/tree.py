@@ -124,6 +124,7 @@ class Node:
     check: Check | None = None  # tool check of this step (None: nothing checkable / no checker)
     sample_id: str | None = None  # the stored proposal this step came from
     expanded: bool = False
+    drawn: int = 0  # proposals sampled at this node so far (``MCTSConfig.lazy_children``)
     rollouts: list[dict[str, Any]] = field(default_factory=list)  # simulations started here
     #: rollouts already sampled for this node (the rest of the whole continuation that proposed
     #: it, ``MCTSConfig.whole_expansions``), used before generating new ones
@@ -167,10 +168,15 @@ def select_child(node: Node, c: float = 1.414) -> Node:
     return best
 
 
-def select_leaf(root: Node, c: float = 1.414) -> Node:
-    """Descend by UCT while the node has children and is not terminal."""
+def select_leaf(root: Node, c: float = 1.414, lazy_children: int = 0) -> Node:
+    """Descend by UCT while the node has children and is not terminal.
+
+    ``lazy_children=k``: a node that has drawn fewer than k proposals still has an unvisited
+    child (UCT +inf) that is not sampled yet, so the descent stops there to draw it."""
     node = root
     while node.children and not node.terminal:
+        if lazy_children and node.expanded and node.drawn < lazy_children:
+            break
         node = select_child(node, c)
     return node
 
@@ -251,7 +257,8 @@ class Tree:
             "nodes": [{
                 "id": n.id, "parent": n.parent.id if n.parent is not None else None, "depth": n.depth,
                 "text": n.text, "visits": n.visits, "value_sum": n.value_sum, "q": n.q, "tokens": n.tokens,
-                "terminal": n.terminal, "answer": n.answer, "expanded": n.expanded, "sample_id": n.sample_id,
+                "terminal": n.terminal, "answer": n.answer, "expanded": n.expanded, "drawn": n.drawn,
+                "sample_id": n.sample_id,
                 "check": n.check.model_dump() if n.check is not None else None, "rollouts": n.rollouts,
             } for n in self.nodes],
             "paths": [{"id": pid, "node": p.node, "reward": p.reward, "visits": p.visits,
@@ -274,7 +281,8 @@ class Tree:
             parent = tree.nodes[d["parent"]] if d["parent"] is not None else None
             node = Node(id=d["id"], text=d["text"], parent=parent, depth=d["depth"], visits=d["visits"],
                         value_sum=d["value_sum"], tokens=d.get("tokens", 0), terminal=d["terminal"],
-                        answer=d.get("answer"), expanded=d.get("expanded", False), sample_id=d.get("sample_id"),
+                        answer=d.get("answer"), expanded=d.get("expanded", False), drawn=d.get("drawn", 0),
+                        sample_id=d.get("sample_id"),
                         check=Check.model_validate(d["check"]) if d.get("check") else None,
                         rollouts=d.get("rollouts", []))
             if parent is not None:
@@ -356,6 +364,8 @@ class MCTSConfig(Config):
     whole_expansions: bool = setting(False, help="Expand with whole continuations: a child's rest is its first rollout.")
     budget_children: bool = setting(False, help="With whole expansions, propose no more children than iterations "
                                                 "are left (an unvisited child costs a whole continuation).")
+    lazy_children: bool = setting(False, help="With whole expansions, draw a node's proposals one at a time, when "
+                                              "UCT first visits an unvisited child: none is left unvisited.")
     template: str = "cot"
     method: str = "mcts"
     extra: dict[str, Any] = field(default_factory=dict)  # caller settings that change results (tree key)
@@ -396,6 +406,8 @@ def seed_from_samples(tree: Tree, samples: Sequence[Rationale], cfg: MCTSConfig,
         tree.reused += 1
         tree.reused_tokens += s.tokens
         finished.append((tree, node, r, rollout))
+    if root.expanded:
+        root.drawn = cfg.children  # like an eager root seeded from samples: it draws no more children
     return finished
 
 
@@ -457,31 +469,38 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
         _value_and_backup([f for t in trees for f in seed_from_samples(t, seeds.get(t.problem.id, ()), cfg,
                                                                         backend.model, sampling, check)],
                           evaluate, cfg.gamma)
+    lazy = cfg.children if cfg.lazy_children and cfg.whole_expansions else 0
     active = [t for t in trees if go_on(t)]
     it = 0
     while active:
         # 1. selection
         plans: list[list[Any]] = []  # [tree, node, action]
         for t in active:
-            leaf = select_leaf(t.root, cfg.c)
+            leaf = select_leaf(t.root, cfg.c, lazy)
             if leaf.terminal:
                 action = "terminal"
             elif (leaf is t.root or leaf.visits > 0) and not leaf.expanded and leaf.depth < cfg.max_depth:
                 action = "expand"
+            elif lazy and leaf.expanded and leaf.drawn < lazy:
+                action = "expand"  # draw its next proposal: the unvisited child UCT picked
             else:
                 action = "rollout"
             plans.append([t, leaf, action])
 
-        # 2. expansion: `children` proposals for every leaf to expand, in one call
+        # 2. expansion: `children` proposals for every leaf to expand (lazy: the next one), in one call
         todo = [p for p in plans if p[2] == "expand"]
         proposals = propose_steps(
-            [(t.problem, t.prompt, leaf.step_texts(), _children(cfg, t), cfg.seed) for t, leaf, _ in todo],
+            [(t.problem, t.prompt, leaf.step_texts(), leaf.drawn + 1 if lazy else _children(cfg, t), cfg.seed)
+             for t, leaf, _ in todo],
             backend, store, temperature=cfg.temperature,
             max_step_tokens=cfg.rollout_tokens if cfg.whole_expansions else cfg.max_step_tokens,
             stop=[] if cfg.whole_expansions else ["\n"], method=f"{cfg.method}_step", stats=stats)
         for plan, samples in zip(todo, proposals):
             t, leaf, _ = plan
             leaf.expanded = True
+            if lazy:  # proposals 0..drawn-1 are cached from earlier iterations: only the last one is new
+                _draw_lazily(t, leaf, samples[leaf.drawn:], plan, check)
+                continue
             t.tokens += sum(s.tokens for s in samples)
             kids: dict[str, Node] = {}
             for s in samples:
@@ -539,6 +558,31 @@ def run_mcts(problems: Sequence[Problem], backend: Backend, store: Store, evalua
             on_iteration(it)
         it += 1
     return trees
+
+
+def _draw_lazily(tree: Tree, leaf: Node, samples: Sequence[Rationale], plan: list[Any],
+                 check: StepChecker | None) -> None:
+    """``lazy_children``: the leaf's next proposal (a whole continuation) becomes a new child, or
+    one more rollout of the child whose step it repeats; its rest is that child's rollout. A
+    proposal with no usable first step is a rollout of the leaf itself. Same distribution as
+    sampling ``children`` proposals at once and visiting them in turn, minus the ones never visited."""
+    leaf.drawn += len(samples)
+    for s in samples:
+        tree.tokens += s.tokens
+        split = split_first_step(s.text)
+        if split is None:
+            leaf.pending.append((s, s.text, s.tokens))
+            plan[1], plan[2] = leaf, "rollout"
+            continue
+        text, rest = split
+        share = round(s.tokens * len(text) / max(len(s.text), 1))
+        child = next((c for c in leaf.children if c.text == text), None)
+        if child is None:
+            step = Step(index=leaf.depth, text=text, span=(0, len(text)))
+            child = tree.add_child(leaf, text, tokens=share, sample_id=s.id, check=check(step) if check else None)
+        if not child.terminal:
+            child.pending.append((s, rest, s.tokens - share))
+        plan[1], plan[2] = child, "terminal" if child.terminal else "rollout"
 
 
 def _children(cfg: MCTSConfig, tree: Tree) -> int:

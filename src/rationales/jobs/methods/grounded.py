@@ -28,6 +28,8 @@ class GroundedOptions(MethodOptions):
     reuse: bool = setting(True, help="Take the first iterations from stored samples of the same prompt and model.")
     whole_expansions: bool = setting(True, help="Expand with whole continuations (a child's rest is its rollout).")
     budget_children: bool = setting(True, help="Propose no more children than iterations are left (whole expansions).")
+    lazy_children: bool = setting(True, help="Draw a node's proposals one at a time, when UCT first visits an "
+                                             "unvisited child (whole expansions): none is left unvisited.")
 
 
 OPTIONS = GroundedOptions
@@ -49,7 +51,8 @@ def run(ctx: MethodContext) -> GroundedResult:
                            temperature=ctx.temperature if ctx.temperature > 0 else 0.7,
                            rollout_tokens=ctx.max_tokens, seed=ctx.seed, rel_tol=o.rel_tol, template=ctx.template,
                            settle=o.settle, reuse=o.reuse,
-                           whole_expansions=o.whole_expansions, budget_children=o.budget_children, stats=stats)
+                           whole_expansions=o.whole_expansions, budget_children=o.budget_children,
+                           lazy_children=o.lazy_children, stats=stats)
     paths = [r for t in trees for r in t.rationales]
     path_sels = [Selection(r.problem_id, r.answer, r.correct, None, r.tokens, r.id, strategy="grounded path")
                  for r in paths]
