@@ -122,11 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         res.update(samples_drawn=args.samples, samples_seconds=round(t_samples, 1),
                    samples_resumed=sample_stats.cached > 0, samples_tokens_new=sample_stats.tokens_new,
                    seconds_from_scratch=round(dt + t_samples, 1),
-                   projected_minutes_300_problems_from_scratch=round(300 * (dt + t_samples) / max(n, 1) / 60, 1))
+                   projected_minutes_300_problems_from_scratch=round(300 * (dt + t_samples) / max(n, 1) / 60, 1),
+                   projected_minutes_200_problems_from_scratch=round(200 * (dt + t_samples) / max(n, 1) / 60, 1),
+                   tokens_per_second_samples=round(sample_stats.tokens_new / max(t_samples, 1e-9), 1))
+    # the machine's speed, so that runs on different machines can be compared by their tokens
+    res["tokens_per_second_trees"] = round(stats.tokens_new / max(dt, 1e-9), 1)
     res["seconds_per_problem"] = round(dt / max(n, 1), 2)
     res["seconds_per_labelled_step"] = round(dt / max(steps, 1), 3)
     res["tokens_per_labelled_step"] = round(res["tokens"] / max(steps, 1), 1)
     res["projected_minutes_300_problems"] = round(300 * dt / max(n, 1) / 60, 1)
+    res["projected_minutes_200_problems"] = round(200 * dt / max(n, 1) / 60, 1)
     print(json.dumps(res, indent=1))
     if args.results:
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
