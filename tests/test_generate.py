@@ -84,3 +84,39 @@ def test_each_sample_committed_before_the_next(tmp_path):
 
     generate(cot_specs(problems, n=3), FakeBackend(script=spy), store)
     assert seen == [0, 1, 2, 3, 4, 5]
+
+
+class SizeRecordingFake(FakeBackend):
+    """The fake backend, remembering how many samples each ``generate`` call carried."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.call_sizes = []
+
+    def generate(self, requests, on_sample=None):
+        self.call_sizes.append(sum(r.n for r in requests))
+        return super().generate(requests, on_sample=on_sample)
+
+
+def test_one_sample_specs_fill_each_backend_call(tmp_path):
+    """A backend call carries at least SAMPLES_PER_CALL samples (and 8 requests): one-sample specs
+    (tree proposals, rollouts) no longer go 8 at a time; 8-sample specs keep 8 requests a call;
+    a backend that decodes more at once gets twice that."""
+    from dataclasses import replace
+
+    from rationales.generate import SAMPLES_PER_CALL
+
+    problem = load_task("demo", limit=1)
+    base = cot_specs(problem, n=1)[0]
+    ones = [replace(base, seed=k) for k in range(100)]
+    be = SizeRecordingFake(script=script)
+    out = generate(ones, be, Store(tmp_path / "a.sqlite"))
+    assert be.call_sizes == [SAMPLES_PER_CALL, 100 - SAMPLES_PER_CALL] and len(out) == 100
+    eights = [replace(base, seed=k, n=8) for k in range(16)]
+    be = SizeRecordingFake(script=script)
+    generate(eights, be, Store(tmp_path / "b.sqlite"))
+    assert be.call_sizes == [64, 64]
+    be = SizeRecordingFake(script=script)
+    be.samples_in_flight = 48
+    generate(ones, be, Store(tmp_path / "c.sqlite"))
+    assert be.call_sizes == [96, 4]

@@ -8,7 +8,7 @@ killed run resumes with only the missing samples.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,29 @@ def make_request(backend: Backend, spec: SampleSpec, samplings: Sequence[Samplin
     return GenerationRequest(prompt=spec.prompt.completion_text(), **common)
 
 
+#: the fewest samples one backend call carries (when there are that many to draw)
+SAMPLES_PER_CALL = 64
+
+
+def call_chunks(todo: list[tuple[int, list[int]]], min_requests: int,
+                min_samples: int) -> Iterator[list[tuple[int, list[int]]]]:
+    """``todo`` (plan index, missing sample indices) cut into backend calls of at least
+    ``min_requests`` requests and ``min_samples`` samples each (the last call takes the rest).
+    Counting samples, not only requests, matters for one-sample specs (tree proposals and
+    rollouts, MC rollouts, step search): 8 of them per call decoded 8 sequences where the
+    backend holds 16-32, and each call waited for its longest sequence."""
+    chunk: list[tuple[int, list[int]]] = []
+    samples = 0
+    for item in todo:
+        chunk.append(item)
+        samples += len(item[1])
+        if len(chunk) >= min_requests and samples >= min_samples:
+            yield chunk
+            chunk, samples = [], 0
+    if chunk:
+        yield chunk
+
+
 def generate(specs: Sequence[SampleSpec], backend: Backend, store: Store, *,
              chunk_size: int = 8, segment_mode: str = "auto",
              on_progress: Callable[[int], None] | None = None,
@@ -143,10 +166,10 @@ def generate(specs: Sequence[SampleSpec], backend: Backend, store: Store, *,
 
     # a backend spread over many workers wants enough requests per call to keep them all busy
     chunk_size = max(chunk_size, int(getattr(backend, "min_chunk", 0)))
+    per_call = max(SAMPLES_PER_CALL, 2 * int(backend.samples_in_flight))
 
     def run(todo: list[tuple[int, list[int]]]) -> None:
-        for c in range(0, len(todo), chunk_size):
-            chunk = todo[c:c + chunk_size]
+        for chunk in call_chunks(todo, chunk_size, per_call):
             if claims is not None:
                 claims.renew()
             requests = []

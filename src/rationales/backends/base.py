@@ -182,6 +182,10 @@ class Backend(ABC):
     chat: bool = True
     #: True when ``GenerationRequest.grammar`` is honoured (else such a request is refused).
     supports_grammar: bool = False
+    #: Samples the backend decodes at once (llama.cpp's sequences, a transformers batch, HTTP
+    #: requests in flight): ``generate`` gives each call at least twice as many, so a call of
+    #: one-sample requests keeps the backend full while its longest samples finish.
+    samples_in_flight: int = 1
 
     @abstractmethod
     def generate(self, requests: Sequence[GenerationRequest],

@@ -249,7 +249,7 @@ class OpenAIBackend(Backend):
         self.max_retries = int(o.max_retries)
         self.backoff = float(o.backoff)
         self.max_backoff = float(o.max_backoff)
-        self.concurrency = int(o.concurrency)
+        self.concurrency = self.samples_in_flight = int(o.concurrency)
         self.chat_template = o.chat_template
         self.echo_top_k = int(o.echo_top_k)
         self.extra_body = dict(o.extra_body)

@@ -68,6 +68,12 @@ expansion, one rollout). Savings the paper does not make, all in the tree's conf
   is ever left unvisited, where eagerly (even with ``budget_children``) half of them were: on 32
   gsm_symbolic training problems with 4 stored samples each, 164 -> 79 proposals, 37953 ->
   17238 new tokens (-55%) for 1811 -> 1777 labelled steps, 796 -> 538 s on 2 cores.
+
+All trees advance in lockstep, one proposal per unsettled tree per iteration, and ``generate``
+gives every backend call at least 64 samples (``SAMPLES_PER_CALL``, twice the backend's
+sequences when it holds more): cut 8 requests to a call as before, one-sample proposals decoded
+8 sequences at a time and every call waited for its longest one (trees at 42 tok/s where
+sampling ran at 71; 65.7 after, 1085 -> 684 s for the same 96 problems).
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ class CountingBackend(Backend):
         self.name = inner.name  # type: ignore[misc]
         self.model = inner.model
         self.chat = inner.chat
+        self.samples_in_flight = inner.samples_in_flight
         self.tokens_generated = 0
 
     def generate(self, requests: Sequence[GenerationRequest], on_sample: OnSample | None = None

@@ -71,7 +71,7 @@ class LlamaCppBackend(Backend):
         self.model_path: Path = resolve_model(o.model)
         self.model = model_id(o.model, self.model_path)
         self.n_threads = o.n_threads
-        self.n_parallel = o.n_parallel
+        self.n_parallel = self.samples_in_flight = o.n_parallel
         self.flash_attn = o.flash_attn
         self.verbose = o.verbose
         self.ignore_eos = o.ignore_eos
