@@ -249,7 +249,7 @@ class OpenAIBackend(Backend):
         self.max_retries = int(o.max_retries)
         self.backoff = float(o.backoff)
         self.max_backoff = float(o.max_backoff)
-        self.concurrency = self.samples_in_flight = int(o.concurrency)
+        self.concurrency = int(o.concurrency)
         self.chat_template = o.chat_template
         self.echo_top_k = int(o.echo_top_k)
         self.extra_body = dict(o.extra_body)
@@ -395,6 +395,10 @@ class OpenAIBackend(Backend):
     def _pool(self, jobs: int) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, jobs)),
                                   thread_name_prefix="rationales-openai")
+
+    @property
+    def samples_in_flight(self) -> int:
+        return self.concurrency
 
     def generate(self, requests: Sequence[GenerationRequest],
                  on_sample: OnSample | None = None) -> list[GenerationResult]:

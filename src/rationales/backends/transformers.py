@@ -100,7 +100,7 @@ class TransformersBackend(Backend):
 
         self._torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.batch_size = self.samples_in_flight = max(1, int(batch_size))
+        self.batch_size = max(1, int(batch_size))
         self.max_batch_tokens = max(1, int(max_batch_tokens))
         if model is None or model == "":
             raise BackendError("The transformers backend needs --model: a local model directory, a Hugging Face "
@@ -229,6 +229,10 @@ class TransformersBackend(Backend):
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     # ------------------------------------------------------------ generation
+
+    @property
+    def samples_in_flight(self) -> int:
+        return self.batch_size
 
     def generate(self, requests: Sequence[GenerationRequest],
                  on_sample: OnSample | None = None) -> list[GenerationResult]:

@@ -55,8 +55,11 @@ class CountingBackend(Backend):
         self.name = inner.name  # type: ignore[misc]
         self.model = inner.model
         self.chat = inner.chat
-        self.samples_in_flight = inner.samples_in_flight
         self.tokens_generated = 0
+
+    @property
+    def samples_in_flight(self) -> int:
+        return self.inner.samples_in_flight
 
     def generate(self, requests: Sequence[GenerationRequest], on_sample: OnSample | None = None
                  ) -> list[GenerationResult]:

@@ -71,7 +71,7 @@ class LlamaCppBackend(Backend):
         self.model_path: Path = resolve_model(o.model)
         self.model = model_id(o.model, self.model_path)
         self.n_threads = o.n_threads
-        self.n_parallel = self.samples_in_flight = o.n_parallel
+        self.n_parallel = o.n_parallel
         self.flash_attn = o.flash_attn
         self.verbose = o.verbose
         self.ignore_eos = o.ignore_eos
@@ -100,6 +100,10 @@ class LlamaCppBackend(Backend):
         self.chat_template: str | None = self.llm.metadata.get("tokenizer.chat_template") or None
         self.chat = self.chat_template is not None
         self._formatters: dict[bool, Any] = {}
+
+    @property
+    def samples_in_flight(self) -> int:
+        return self.n_parallel
 
     # ------------------------------------------------------------ text <-> tokens
 
